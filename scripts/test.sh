@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Runs the test stages. `all` is what CI runs (via `make test`).
+#   unit         pytest tests/unit
+#   lint         ansible-lint (production profile) and yamllint
+#   sanity       ansible-test sanity, from a copy laid out as ansible_collections/llmscale/gpu_serving
+#   integration  local cluster up, pytest tests/integration, every Molecule scenario, cluster down
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+export PATH="$repo/.venv/bin:$PATH"
+export ANSIBLE_CONFIG="$repo/ansible.cfg"
+export ANSIBLE_COLLECTIONS_PATH="$repo/.collections"
+export ANSIBLE_ROLES_PATH="$repo/roles"
+export ANSIBLE_NOCOLOR=1 PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
+
+stage() { printf '\n===== %s =====\n' "$*"; }
+
+run_unit() {
+  stage "unit tests"
+  python -m pytest -q -p no:cacheprovider -n 2 tests/unit
+}
+
+run_lint() {
+  stage "yamllint"
+  yamllint -s .
+  stage "ansible-lint (production profile)"
+  ansible-lint --offline -q
+}
+
+run_sanity() {
+  stage "ansible-test sanity"
+  local root
+  root=$(mktemp -d "${TMPDIR:-/tmp}/llmscale-sanity.XXXXXX")
+  trap 'rm -rf "$root"' RETURN
+  local copy="$root/ansible_collections/llmscale/gpu_serving"
+  mkdir -p "$copy"
+  # Only the files that would be committed: never .venv, .collections or tests/output.
+  git ls-files -co --exclude-standard -z | rsync -a --from0 --files-from=- . "$copy/"
+  # Dependency collections next to ours, as ansible-test expects.
+  for ns in .collections/ansible_collections/*; do
+    [ "$(basename "$ns")" = llmscale ] && continue
+    ln -s "$repo/$ns" "$root/ansible_collections/$(basename "$ns")"
+  done
+  (cd "$copy" && ansible-test sanity --venv --python 3.11 --color no)
+}
+
+run_integration() {
+  local scenario rc=0
+  stage "local cluster up"
+  KUBECONFIG=$(bash scripts/cluster.sh up | tail -n 1 | sed -n 's/^KUBECONFIG=//p')
+  [ -n "$KUBECONFIG" ] || { echo "cluster.sh up did not print KUBECONFIG=<path>" >&2; return 1; }
+  export KUBECONFIG
+  trap 'stage "local cluster down"; bash scripts/cluster.sh down' EXIT
+  stage "integration tests (pytest tests/integration)"
+  python -m pytest -q -p no:cacheprovider tests/integration || rc=$?
+  # pytest exit 5 = nothing collected: not a failure of the suite itself.
+  [ "$rc" = 5 ] && rc=0
+  for scenario in molecule/*/; do
+    scenario=$(basename "$scenario")
+    [ -f "molecule/$scenario/molecule.yml" ] || continue
+    stage "molecule test -s $scenario"
+    molecule test -s "$scenario" || rc=1
+  done
+  return "$rc"
+}
+
+case "${1:-all}" in
+  unit) run_unit ;;
+  lint) run_lint ;;
+  sanity) run_sanity ;;
+  integration|molecule) run_integration ;;
+  all)
+    run_unit
+    run_lint
+    run_sanity
+    run_integration
+    ;;
+  *) echo "usage: $0 [all|unit|lint|sanity|integration]" >&2; exit 2 ;;
+esac

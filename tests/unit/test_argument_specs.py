@@ -1,0 +1,89 @@
+"""Every role's meta/argument_specs.yml is its contract: it must match defaults/main.yml.
+
+A variable in defaults and not in the spec (or the reverse) is drift: the spec
+stops validating what users set, or documents a variable that does nothing.
+"""
+import os
+
+import pytest
+import yaml
+
+from helpers import REPO_ROOT
+
+ROLES_DIR = os.path.join(REPO_ROOT, 'roles')
+
+
+def role_names():
+    if not os.path.isdir(ROLES_DIR):
+        return []
+    return sorted(name for name in os.listdir(ROLES_DIR) if os.path.isdir(os.path.join(ROLES_DIR, name)))
+
+
+def load_yaml(path):
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding='utf-8') as handle:
+        return yaml.safe_load(handle)
+
+
+def spec_drift(role_dir, role_name):
+    """Return a list of human-readable disagreements between defaults and the argument spec."""
+    problems = []
+    specs = load_yaml(os.path.join(role_dir, 'meta', 'argument_specs.yml'))
+    if not specs or 'main' not in (specs.get('argument_specs') or {}):
+        return ['meta/argument_specs.yml is missing or has no "main" entry point']
+    options = specs['argument_specs']['main'].get('options') or {}
+    defaults = load_yaml(os.path.join(role_dir, 'defaults', 'main.yml')) or {}
+
+    for name in sorted(set(defaults) - set(options)):
+        problems.append('%s is in defaults/main.yml but not in the argument spec' % name)
+    for name, option in sorted(options.items()):
+        if name not in defaults:
+            if not option.get('required'):
+                problems.append('%s is in the argument spec but has no default and is not required' % name)
+        elif 'default' in option and option['default'] != defaults[name]:
+            problems.append('%s: spec default %r differs from defaults/main.yml %r'
+                            % (name, option['default'], defaults[name]))
+        if not option.get('description'):
+            problems.append('%s has no description' % name)
+        if 'type' not in option:
+            problems.append('%s has no type' % name)
+    for name in sorted(set(defaults) | set(options)):
+        if not name.startswith(role_name + '_'):
+            problems.append('%s is not prefixed with the role name %s_' % (name, role_name))
+    return problems
+
+
+@pytest.mark.parametrize('role', role_names())
+def test_role_argument_spec_matches_defaults(role):
+    assert spec_drift(os.path.join(ROLES_DIR, role), role) == []
+
+
+def _write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w', encoding='utf-8') as handle:
+        yaml.safe_dump(data, handle)
+
+
+def test_drift_is_detected(tmp_path):
+    """The check itself must fail on drift in either direction."""
+    role = tmp_path / 'demo'
+    _write(str(role / 'defaults' / 'main.yml'), {'demo_port': 80, 'demo_only_in_defaults': 1})
+    _write(str(role / 'meta' / 'argument_specs.yml'), {'argument_specs': {'main': {'options': {
+        'demo_port': {'type': 'int', 'default': 8080, 'description': 'Port.'},
+        'demo_only_in_spec': {'type': 'str', 'description': 'Orphan.'},
+    }}}})
+    problems = spec_drift(str(role), 'demo')
+    assert any('demo_only_in_defaults is in defaults' in p for p in problems)
+    assert any('demo_only_in_spec is in the argument spec' in p for p in problems)
+    assert any('demo_port: spec default 8080' in p for p in problems)
+
+
+def test_consistent_role_passes(tmp_path):
+    role = tmp_path / 'demo'
+    _write(str(role / 'defaults' / 'main.yml'), {'demo_port': 80})
+    _write(str(role / 'meta' / 'argument_specs.yml'), {'argument_specs': {'main': {'options': {
+        'demo_port': {'type': 'int', 'default': 80, 'description': 'Port.'},
+        'demo_model': {'type': 'str', 'required': True, 'description': 'Model.'},
+    }}}})
+    assert spec_drift(str(role), 'demo') == []

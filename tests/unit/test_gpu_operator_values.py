@@ -1,0 +1,165 @@
+"""gpu_operator: chart values and node-label preflight, rendered by real Ansible from the role's variables.
+
+The role renders NVIDIA gpu-operator chart values in a pure task file
+(tasks/values.yml) and compares node labels with its rules in another
+(tasks/label_conflicts.yml); these tests run them without a cluster. What
+Helm and the API server make of the result is tested against the local
+cluster in tests/integration/test_gpu_operator.py.
+"""
+import os
+
+import pytest
+import yaml
+
+from helpers import REPO_ROOT, run_playbook  # pylint: disable=import-error
+from role_render import dumps, render  # pylint: disable=import-error
+
+ROLE = 'llmscale.gpu_serving.gpu_operator'
+ROLE_DIR = os.path.join(REPO_ROOT, 'roles', 'gpu_operator')
+
+VALUE_CASES = {
+    'defaults': {},
+    'operator_driver_time_slicing': {
+        'gpu_operator_driver_enabled': True,
+        'gpu_operator_toolkit_enabled': False,
+        'gpu_operator_mig_strategy': 'mixed',
+        'gpu_operator_default_runtime': 'crio',
+        'gpu_operator_time_slicing_replicas': 4,
+        'gpu_operator_time_slicing_configmap': 'slices',
+    },
+    'extra_values_and_no_exporter': {
+        'gpu_operator_dcgm_exporter_enabled': False,
+        'gpu_operator_dcgm_exporter_metrics_file': '',
+        'gpu_operator_dcgm_exporter_service_monitor_labels': {'release': 'prom'},
+        'gpu_operator_extra_values': {'nfd': {'enabled': False},
+                                      'dcgmExporter': {'serviceMonitor': {'interval': '30s'}},
+                                      'driver': {'version': '580.95.05'}},
+    },
+}
+
+
+@pytest.fixture(scope='module')
+def rendered_values():
+    names = sorted(VALUE_CASES)
+    result, rendered = render(ROLE, 'values.yml', [VALUE_CASES[name] for name in names], ['gpu_operator__values'])
+    assert result.rc == 0, result.describe()
+    return {name: values['gpu_operator__values'] for name, values in zip(names, rendered)}
+
+
+def test_defaults_leave_the_driver_to_the_host_and_turn_the_dcgm_service_monitor_on(rendered_values):
+    values = rendered_values['defaults']
+    assert values['driver'] == {'enabled': False}, dumps(values)
+    assert values['toolkit'] == {'enabled': True}
+    assert values['mig'] == {'strategy': 'single'}
+    assert values['operator'] == {'defaultRuntime': 'containerd'}
+    assert values['dcgmExporter']['enabled'] is True
+    assert values['dcgmExporter']['serviceMonitor'] == {'enabled': True, 'interval': '15s', 'additionalLabels': {}}
+    # No time-slicing unless asked for.
+    assert 'devicePlugin' not in values
+
+
+def test_dcgm_counters_come_from_the_role_file_and_include_the_alerted_metrics(rendered_values):
+    config = rendered_values['defaults']['dcgmExporter']['config']
+    assert config['name'] == 'gpu-operator-dcgm-metrics' and config['create'] is True
+    with open(os.path.join(ROLE_DIR, 'files', 'dcgm-metrics.csv'), encoding='utf-8') as handle:
+        assert config['data'] == handle.read().rstrip('\n')
+    fields = {line.split(',')[0].strip() for line in config['data'].splitlines() if line and not line.startswith('#')}
+    assert {'DCGM_FI_DEV_XID_ERRORS', 'DCGM_FI_DEV_ECC_DBE_VOL_TOTAL', 'DCGM_FI_DEV_ROW_REMAP_FAILURE',
+            'DCGM_FI_DEV_FB_USED', 'DCGM_FI_DEV_FB_FREE', 'DCGM_FI_DEV_GPU_UTIL'} <= fields
+    # Every line is FIELD, type, help.
+    for line in config['data'].splitlines():
+        if line and not line.startswith('#'):
+            field, kind, _help = [part.strip() for part in line.split(',', 2)]
+            assert field.startswith('DCGM_FI_') and kind in ('gauge', 'counter'), line
+
+
+def test_operator_driver_mode_and_time_slicing_render_the_device_plugin_config(rendered_values):
+    values = rendered_values['operator_driver_time_slicing']
+    assert values['driver'] == {'enabled': True}
+    assert values['toolkit'] == {'enabled': False}
+    assert values['mig'] == {'strategy': 'mixed'}
+    assert values['operator'] == {'defaultRuntime': 'crio'}
+    config = values['devicePlugin']['config']
+    assert {key: config[key] for key in ('create', 'name', 'default')} == {'create': True, 'name': 'slices', 'default': 'any'}
+    sharing = yaml.safe_load(config['data']['any'])
+    assert sharing == {'version': 'v1', 'flags': {'migStrategy': 'mixed'},
+                       'sharing': {'timeSlicing': {'resources': [{'name': 'nvidia.com/gpu', 'replicas': 4}]}}}
+
+
+def test_extra_values_merge_recursively_and_the_exporter_can_be_turned_off(rendered_values):
+    values = rendered_values['extra_values_and_no_exporter']
+    assert values['nfd'] == {'enabled': False}
+    assert values['driver'] == {'enabled': False, 'version': '580.95.05'}
+    monitor = values['dcgmExporter']['serviceMonitor']
+    # No exporter, no ServiceMonitor; the extra interval wins, the labels stay.
+    assert monitor == {'enabled': False, 'interval': '30s', 'additionalLabels': {'release': 'prom'}}, dumps(values)
+    assert values['dcgmExporter']['enabled'] is False
+    assert 'config' not in values['dcgmExporter']
+
+
+def node(name, **labels):
+    """A Node as the API returns it, reduced to what the rules read."""
+    return {'apiVersion': 'v1', 'kind': 'Node', 'metadata': {'name': name, 'labels': dict(labels)}}
+
+
+DRIVER = 'nvidia.com/gpu.deploy.driver'
+TOOLKIT = 'nvidia.com/gpu.deploy.container-toolkit'
+NODES = [
+    node('gpu-a', **{DRIVER: 'pre-installed', TOOLKIT: 'true', 'nvidia.com/gpu.present': 'true'}),
+    node('gpu-b', **{DRIVER: 'true', TOOLKIT: 'false'}),
+    node('gpu-c', **{DRIVER: 'false'}),
+    node('cpu-a'),
+]
+LABEL_CASES = {
+    'host_driver': {'gpu_operator_driver_enabled': False, 'gpu_operator_toolkit_enabled': False},
+    'host_driver_operator_toolkit': {'gpu_operator_driver_enabled': False, 'gpu_operator_toolkit_enabled': True},
+    'operator_driver': {'gpu_operator_driver_enabled': True, 'gpu_operator_toolkit_enabled': False},
+}
+
+
+@pytest.fixture(scope='module')
+def conflicts():
+    names = sorted(LABEL_CASES)
+    cases = [dict(LABEL_CASES[name], gpu_operator__nodes=NODES) for name in names]
+    result, rendered = render(ROLE, 'label_conflicts.yml', cases, ['gpu_operator__label_conflicts'])
+    assert result.rc == 0, result.describe()
+    return {name: sorted((c['node'], c['label'], c['value']) for c in values['gpu_operator__label_conflicts'])
+            for name, values in zip(names, rendered)}
+
+
+def test_host_driver_mode_accepts_every_driver_label(conflicts):
+    # The operator labels nodes "true" itself and "pre-installed" when it finds a host driver.
+    assert conflicts['host_driver'] == []
+
+
+def test_operator_toolkit_conflicts_with_a_node_that_excludes_the_toolkit(conflicts):
+    assert conflicts['host_driver_operator_toolkit'] == [('gpu-b', TOOLKIT, 'false')]
+
+
+def test_operator_driver_conflicts_with_pre_installed_and_excluded_drivers(conflicts):
+    assert conflicts['operator_driver'] == [('gpu-a', DRIVER, 'pre-installed'), ('gpu-c', DRIVER, 'false')]
+
+
+BAD_VARIABLES = [
+    ({'gpu_operator_mig_strategy': 'sometimes'}, 'gpu_operator_mig_strategy'),
+    ({'gpu_operator_default_runtime': 'rkt'}, 'gpu_operator_default_runtime'),
+    ({'gpu_operator_driver_enabled': 'perhaps'}, 'gpu_operator_driver_enabled'),
+    ({'gpu_operator_time_slicing_replicas': 1}, 'gpu_operator_time_slicing_replicas'),
+    ({'gpu_operator_chart_source': 'local', 'gpu_operator_chart_path': 'charts/gpu-operator'}, 'gpu_operator_chart_path'),
+    ({'gpu_operator_chart_source': 'local', 'gpu_operator_chart_path': '/nonexistent/gpu-operator.tgz'}, 'gpu_operator_chart_path'),
+    ({'gpu_operator_wait_timeout': 3}, 'gpu_operator_wait_timeout'),
+]
+
+
+@pytest.mark.parametrize('extra_vars, variable', BAD_VARIABLES, ids=[v for _e, v in BAD_VARIABLES])
+def test_bad_variables_fail_before_any_cluster_call_naming_the_variable(tmp_path, extra_vars, variable):
+    # No kubeconfig anywhere: reaching a Kubernetes task would fail differently.
+    playbook = tmp_path / 'play.yml'
+    playbook.write_text(yaml.safe_dump([{'name': 'GPU Operator', 'hosts': 'localhost', 'gather_facts': False,
+                                         'roles': [{'role': ROLE}]}]))
+    result = run_playbook(str(playbook), extra_vars=extra_vars, env={'KUBECONFIG': str(tmp_path / 'none')})
+    assert result.rc != 0
+    messages = ' '.join(result.failure_messages())
+    assert variable in messages, result.describe()
+    ran = [name for name, _host, _result in result.task_results()]
+    assert not any(name.startswith(('Read the nodes', 'Create the', 'Install or upgrade')) for name in ran), ran

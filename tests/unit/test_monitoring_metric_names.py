@@ -1,0 +1,176 @@
+"""Every metric the alert rules and dashboards query exists in vLLM's V1 engine or the DCGM exporter.
+
+The allowlist was read from the sources that define the names: vLLM's
+vllm/v1/metrics/loggers.py (PrometheusStatLogger; counters are exposed with
+_total, histograms as _bucket/_sum/_count; labels model_name and engine, plus
+finished_reason on vllm:request_success) and the DCGM exporter's
+etc/default-counters.csv and etc/dcp-metrics-included.csv (the ECC counters are
+commented out there and enabled by the gpu_operator role's counters file).
+Names of the original design that vLLM never had must appear nowhere.
+"""
+import glob
+import json
+import os
+import re
+
+import pytest
+import yaml
+
+from helpers import REPO_ROOT  # pylint: disable=import-error
+
+ROLE_FILES = os.path.join(REPO_ROOT, 'roles', 'monitoring', 'files')
+
+VLLM_GAUGES = {
+    'vllm:num_requests_running', 'vllm:num_requests_waiting', 'vllm:kv_cache_usage_perc',
+    'vllm:engine_sleep_state', 'vllm:cache_config_info', 'vllm:lora_requests_info',
+}
+VLLM_COUNTERS = {  # as exposed, with the _total suffix
+    'vllm:prompt_tokens_total', 'vllm:generation_tokens_total', 'vllm:request_success_total',
+    'vllm:num_preemptions_total', 'vllm:prefix_cache_queries_total', 'vllm:prefix_cache_hits_total',
+    'vllm:external_prefix_cache_queries_total', 'vllm:external_prefix_cache_hits_total',
+    'vllm:mm_cache_queries_total', 'vllm:mm_cache_hits_total',
+}
+VLLM_HISTOGRAMS = {
+    'vllm:e2e_request_latency_seconds', 'vllm:time_to_first_token_seconds', 'vllm:inter_token_latency_seconds',
+    'vllm:request_time_per_output_token_seconds', 'vllm:request_queue_time_seconds',
+    'vllm:request_inference_time_seconds', 'vllm:request_prefill_time_seconds', 'vllm:request_decode_time_seconds',
+    'vllm:request_prompt_tokens', 'vllm:request_generation_tokens', 'vllm:iteration_tokens_total',
+    'vllm:request_max_num_generation_tokens', 'vllm:request_params_n', 'vllm:request_params_max_tokens',
+}
+VLLM_LABELS = {'model_name', 'engine', 'finished_reason', 'le'}
+# Labels Prometheus adds from the ServiceMonitor's target.
+TARGET_LABELS = {'job', 'namespace', 'pod', 'service', 'instance', 'container', 'endpoint'}
+DCGM_FIELDS = {
+    'DCGM_FI_DEV_SM_CLOCK', 'DCGM_FI_DEV_MEM_CLOCK', 'DCGM_FI_DEV_MEMORY_TEMP', 'DCGM_FI_DEV_GPU_TEMP',
+    'DCGM_FI_DEV_POWER_USAGE', 'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION', 'DCGM_FI_DEV_PCIE_TX_THROUGHPUT',
+    'DCGM_FI_DEV_PCIE_RX_THROUGHPUT', 'DCGM_FI_DEV_PCIE_REPLAY_COUNTER', 'DCGM_FI_DEV_GPU_UTIL',
+    'DCGM_FI_DEV_MEM_COPY_UTIL', 'DCGM_FI_DEV_ENC_UTIL', 'DCGM_FI_DEV_DEC_UTIL', 'DCGM_FI_DEV_XID_ERRORS',
+    'DCGM_FI_DEV_FB_FREE', 'DCGM_FI_DEV_FB_USED', 'DCGM_FI_DEV_FB_RESERVED',
+    'DCGM_FI_DEV_ECC_SBE_VOL_TOTAL', 'DCGM_FI_DEV_ECC_DBE_VOL_TOTAL',
+    'DCGM_FI_DEV_ECC_SBE_AGG_TOTAL', 'DCGM_FI_DEV_ECC_DBE_AGG_TOTAL',
+    'DCGM_FI_DEV_RETIRED_SBE', 'DCGM_FI_DEV_RETIRED_DBE', 'DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL',
+    'DCGM_FI_DEV_VGPU_LICENSE_STATUS', 'DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS',
+    'DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS', 'DCGM_FI_DEV_ROW_REMAP_FAILURE',
+    'DCGM_FI_PROF_GR_ENGINE_ACTIVE', 'DCGM_FI_PROF_PIPE_TENSOR_ACTIVE', 'DCGM_FI_PROF_DRAM_ACTIVE',
+    'DCGM_FI_PROF_PCIE_TX_BYTES', 'DCGM_FI_PROF_PCIE_RX_BYTES',
+}
+PROMETHEUS_SERIES = {'up'}
+ALLOWED = (VLLM_GAUGES | VLLM_COUNTERS | DCGM_FIELDS | PROMETHEUS_SERIES
+           | {name + suffix for name in VLLM_HISTOGRAMS for suffix in ('_bucket', '_sum', '_count')})
+
+# Names from the original design that vLLM does not have.
+FORBIDDEN = ['vllm:requests_total', 'vllm:inference_time_bucket', 'vllm:gpu_memory_used',
+             'vllm_queue_size', 'vllm_inference_time']
+SCANNED_DIRS = ['roles', 'plugins', 'playbooks', 'inventories', 'docs']
+SAYS_IT_DOES_NOT_EXIST = re.compile(r"(does not|do not|doesn't|don't|never) exist", re.IGNORECASE)
+
+PROMQL_KEYWORDS = {'and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan', 'atan2'}
+
+
+def metric_names(expr):
+    """The series names a PromQL (or Grafana label_values) expression selects."""
+    text = re.sub(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'', '""', expr)  # string literals
+    text = re.sub(r'label_values\(\s*(.*?)\s*,\s*\w+\s*\)', r'\1', text)  # Grafana: metric, label
+    text = re.sub(r'\{[^}]*\}', ' ', text)  # label matchers
+    text = re.sub(r'\[[^\]]*\]', ' ', text)  # ranges, subqueries
+    text = re.sub(r'\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)', ' ', text)
+    text = re.sub(r'\$\{?\w+\}?', ' ', text)  # Grafana variables
+    names = set()
+    for match in re.finditer(r'(?<![\w:.])([A-Za-z_:][\w:]*)(\s*\()?', text):
+        name, call = match.group(1), match.group(2)
+        if call or name.lower() in PROMQL_KEYWORDS:
+            continue
+        names.add(name)
+    return names
+
+
+def label_keys_of_vllm_selectors(expr):
+    """Label names used in the matchers of vllm:* selectors."""
+    keys = set()
+    for match in re.finditer(r'(vllm:[\w:]+)\s*\{([^}]*)\}', expr):
+        keys |= set(re.findall(r'([A-Za-z_]\w*)\s*(?:=~|!~|!=|=)', match.group(2)))
+    return keys
+
+
+def rule_expressions():
+    with open(os.path.join(ROLE_FILES, 'vllm-gpu.rules.yml'), encoding='utf-8') as handle:
+        rules = yaml.safe_load(handle)
+    return [(rule.get('alert') or rule.get('record'), rule['expr'])
+            for group in rules['groups'] for rule in group['rules']]
+
+
+def dashboard_expressions():
+    found = []
+    for path in sorted(glob.glob(os.path.join(ROLE_FILES, '*.json'))):
+        with open(path, encoding='utf-8') as handle:
+            dashboard = json.load(handle)
+        name = os.path.basename(path)
+        for panel in dashboard.get('panels', []):
+            for target in panel.get('targets', []):
+                found.append(('%s: %s' % (name, panel['title']), target['expr']))
+        for variable in dashboard.get('templating', {}).get('list', []):
+            if variable.get('type') == 'query':
+                query = variable['query']
+                found.append(('%s: $%s' % (name, variable['name']), query['query'] if isinstance(query, dict) else query))
+    return found
+
+
+EXPRESSIONS = rule_expressions() + dashboard_expressions()
+
+
+def test_the_extractor_finds_metric_names_and_skips_functions_labels_and_variables():
+    expr = ('histogram_quantile(0.95, sum by (le, model_name) (rate(vllm:time_to_first_token_seconds_bucket'
+            '{model_name=~"$model_name", namespace="a b"}[$__rate_interval]))) > 2 and on (pod) up == 1')
+    assert metric_names(expr) == {'vllm:time_to_first_token_seconds_bucket', 'up'}
+    assert metric_names('label_values(DCGM_FI_DEV_GPU_UTIL{x="1"}, Hostname)') == {'DCGM_FI_DEV_GPU_UTIL'}
+    assert metric_names('sum(vllm_queue_size) / vllm:requests_total') == {'vllm_queue_size', 'vllm:requests_total'}
+    assert label_keys_of_vllm_selectors('vllm:num_requests_running{model="x", engine!="1"}') == {'model', 'engine'}
+
+
+def test_rules_and_dashboards_have_queries():
+    assert len(rule_expressions()) >= 7
+    assert len(dashboard_expressions()) >= 20
+
+
+@pytest.mark.parametrize('where, expr', EXPRESSIONS, ids=[where for where, _expr in EXPRESSIONS])
+def test_every_queried_metric_exists_in_vllm_v1_or_the_dcgm_exporter(where, expr):
+    names = metric_names(expr)
+    assert names, '%s selects no metric: %s' % (where, expr)
+    unknown = names - ALLOWED
+    assert not unknown, '%s queries metrics that vLLM V1 / the DCGM exporter do not publish: %s' % (where, sorted(unknown))
+
+
+@pytest.mark.parametrize('where, expr', EXPRESSIONS, ids=[where for where, _expr in EXPRESSIONS])
+def test_vllm_selectors_use_vllm_label_names(where, expr):
+    unknown = label_keys_of_vllm_selectors(expr) - VLLM_LABELS - TARGET_LABELS
+    assert not unknown, '%s matches vLLM metrics on labels vLLM does not set: %s' % (where, sorted(unknown))
+
+
+def text_files(directory):
+    for root, _dirs, files in os.walk(os.path.join(REPO_ROOT, directory)):
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                with open(path, encoding='utf-8') as handle:
+                    yield path, handle.read()
+            except (UnicodeDecodeError, OSError):
+                continue
+
+
+def test_no_forbidden_design_metric_name_appears_anywhere():
+    pattern = re.compile(r'(?<![\w:])(%s)(?![\w:])' % '|'.join(re.escape(name) for name in FORBIDDEN))
+    offending = []
+    for directory in SCANNED_DIRS:
+        for path, text in text_files(directory):
+            for number, line in enumerate(text.splitlines(), 1):
+                if pattern.search(line) and not SAYS_IT_DOES_NOT_EXIST.search(line):
+                    offending.append('%s:%d: %s' % (os.path.relpath(path, REPO_ROOT), number, line.strip()))
+    assert not offending, 'metric names vLLM does not have:\n' + '\n'.join(offending)
+
+
+def test_the_forbidden_name_scan_catches_a_name_and_allows_a_denial():
+    pattern = re.compile(r'(?<![\w:])(%s)(?![\w:])' % '|'.join(re.escape(name) for name in FORBIDDEN))
+    assert pattern.search('expr: rate(vllm:requests_total[5m])')
+    assert pattern.search('- vllm_queue_size > 3')
+    assert not pattern.search('vllm:num_requests_total_x')
+    assert SAYS_IT_DOES_NOT_EXIST.search('`vllm_queue_size` does not exist in vLLM')
