@@ -28,7 +28,6 @@ kubectl=("${KUBERNETES_BIN_DIR}/kubectl" --kubeconfig "${kubeconfig}" --request-
 # Whatever changes the running binaries or their configuration: a cluster
 # started with other pins or another config is recreated, not reused.
 pins_file="${cluster_dir}/llmscale-pins"
-pins="$(cat "${LLMSCALE_TOOLS_DIR}/versions.env" "${BASH_SOURCE[0]}" "${LLMSCALE_TOOLS_DIR}/cluster/"* | sha256sum | cut -d' ' -f1)"
 
 log() { printf '%s cluster: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -106,6 +105,10 @@ options:
 YAML
 }
 
+cluster_pins() {
+  { cat "${LLMSCALE_TOOLS_DIR}/versions.env" "${KWOK_BIN_DIR}/metrics-usage.yaml"; write_kwokctl_config; } | sha256sum | cut -d' ' -f1
+}
+
 create_cluster() {
   local config_file
   config_file="$(mktemp "${TMPDIR:-/tmp}/llmscale-kwokctl.XXXXXX.yaml")"
@@ -119,20 +122,22 @@ create_cluster() {
   } >"${config_file}"
   log "creating cluster '${cluster_name}' in ${cluster_dir}"
   # --kubeconfig '': leave ~/.kube/config alone; the cluster has its own.
+  # 9>&-: the components kwokctl starts outlive it and must not hold our lock.
   "${kwokctl}" create cluster --name "${cluster_name}" --config "${config_file}" \
-    --kubeconfig '' --timeout 10m --wait 5m >&2
+    --kubeconfig '' --timeout 10m --wait 5m >&2 9>&-
   rm -f "${config_file}"
-  echo "${pins}" >"${pins_file}"
-  if grep -Eq 'https?://' "${cluster_dir}/kwok.yaml"; then
-    grep -En 'https?://' "${cluster_dir}/kwok.yaml" >&2
-    die "the generated kwokctl configuration names a download URL"
-  fi
+  cluster_pins >"${pins_file}"
+  # Its options (binaries, manifests) must be local paths; the components'
+  # own flags name local listen URLs, which are fine.
+  local remote_sources
+  remote_sources="$(awk '/^options:/{inside=1; next} /^[a-z]/{inside=0} inside' "${cluster_dir}/kwok.yaml" | grep -E 'https?://' || true)"
+  [[ -z "${remote_sources}" ]] || die "the kwokctl configuration names a download URL: ${remote_sources}"
 }
 
 delete_cluster() {
   if [[ -d "${cluster_dir}" ]]; then
     log "deleting cluster '${cluster_name}'"
-    "${kwokctl}" delete cluster --name "${cluster_name}" --kubeconfig '' >&2 || log "kwokctl delete failed; removing its state anyway"
+    "${kwokctl}" delete cluster --name "${cluster_name}" --kubeconfig '' >&2 9>&- || log "kwokctl delete failed; removing its state anyway"
     rm -rf "${cluster_dir}"
   fi
 }
@@ -140,7 +145,7 @@ delete_cluster() {
 cluster_up() {
   local started; started=$(date +%s)
   bash "${repo_root}/scripts/build-tools.sh" kubernetes etcd kwok metrics-server >&2
-  if [[ -d "${cluster_dir}" && "$(cat "${pins_file}" 2>/dev/null)" != "${pins}" ]]; then
+  if [[ -d "${cluster_dir}" && "$(cat "${pins_file}" 2>/dev/null)" != "$(cluster_pins)" ]]; then
     log "cluster '${cluster_name}' was made with other pins or configuration: recreating it"
     delete_cluster
   fi
@@ -149,7 +154,7 @@ cluster_up() {
       log "reusing running cluster '${cluster_name}'"
     else
       log "cluster '${cluster_name}' exists but is not serving: starting it"
-      if ! { "${kwokctl}" start cluster --name "${cluster_name}" --kubeconfig '' >&2 && wait_for_api 120; }; then
+      if ! { "${kwokctl}" start cluster --name "${cluster_name}" --kubeconfig '' >&2 9>&- && wait_for_api 120; }; then
         log "could not start it: recreating"
         delete_cluster
       fi
@@ -187,7 +192,7 @@ command="${1:-}"
 [[ -n "${command}" ]] || { echo "usage: $0 up|down|status" >&2; exit 2; }
 mkdir -p "${KWOK_WORKDIR}"
 # One cluster per name on this machine: serialize concurrent up/down calls.
-exec 9>"${KWOK_WORKDIR}/.${cluster_name}.lock"
+exec 9>"${KWOK_WORKDIR}/.${cluster_name}.cluster-sh.lock"
 case "${command}" in
   up) flock 9; cluster_up ;;
   down) flock 9; delete_cluster; log "cluster '${cluster_name}' is down" ;;

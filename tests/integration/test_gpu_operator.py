@@ -78,6 +78,10 @@ def setup(kubeconfig, api_client, helm_dir, tmp_path_factory):
                 raise
 
 
+def changed_names(result):
+    return [name for name, _host in result.changed_tasks()]
+
+
 def run(setup, check=False, diff=False, **overrides):
     return run_playbook(setup['playbook'], extra_vars=dict(setup['vars'], **overrides), check=check, diff=diff,
                         env=setup['env'])
@@ -114,7 +118,7 @@ def label_node(setup, name, labels):
 def test_check_mode_first_reports_changes_and_creates_nothing(setup):
     result = run(setup, check=True, diff=True)
     assert result.rc == 0, result.describe()
-    changed = [name for name, _host in result.changed_tasks()]
+    changed = changed_names(result)
     assert 'Create the GPU Operator namespace' in changed and 'Install or upgrade the GPU Operator chart' in changed
     assert not namespace_exists(setup)
     assert not release_exists(setup)
@@ -186,7 +190,7 @@ def test_check_mode_reports_a_change_without_making_it(setup):
     assert result.rc == 0 and result.changed == 0, result.describe()
     result = run(setup, check=True, diff=True, gpu_operator_time_slicing_replicas=8)
     assert result.rc == 0, result.describe()
-    assert ('Install or upgrade the GPU Operator chart', 'localhost') in result.changed_tasks()
+    assert 'Install or upgrade the GPU Operator chart' in changed_names(result)
     data = client.CoreV1Api(setup['api']).read_namespaced_config_map('gpu-operator-time-slicing', setup['namespace']).data
     assert yaml.safe_load(data['any'])['sharing']['timeSlicing']['resources'][0]['replicas'] == 4
 

@@ -18,7 +18,6 @@ from kubernetes import client, config
 from helpers import run_playbook  # pylint: disable=import-error
 
 GIB = 1024 ** 3
-ROLE = 'llmscale.gpu_serving.nvme_storage'  # the JSON callback prefixes role task names with it
 MIN_SIZE = GIB  # loop devices are small: 3 GiB sparse files
 PLAYBOOK = """---
 - name: Apply the nvme_storage role
@@ -170,7 +169,7 @@ def test_formats_mounts_refuses_and_is_idempotent(node, tmp_path):
     assert node.fstab.read_text().split('\n')[0].split() == [
         'UUID=' + fs['UUID'], mount_path, 'xfs', 'noatime,nofail', '0', '0']
     # The disk with data: refused with a warning, filesystem and file untouched.
-    [discovery] = first.results_of(ROLE + ' : Discover the disks and pick the allowlisted ones')
+    [discovery] = first.results_of('Discover the disks and pick the allowlisted ones')
     assert [(d['path'], d['reasons']) for d in discovery['refused']] == [(data, ['carries a signature'])]
     assert any(node.by_id('data') in warning for warning in discovery.get('warnings', []))
     assert probe(data)['UUID'] == data_uuid and mounts_of(data) == []

@@ -10,6 +10,7 @@ the tests check that the HPA controller asks for vllm_num_requests_waiting.
 """
 import base64
 import copy
+import json
 import os
 import uuid
 
@@ -131,7 +132,8 @@ def test_the_security_context_is_what_gets_the_pods_admitted(serving, deployed):
     pod.spec.containers[0].security_context = None
     with pytest.raises(ApiException) as rejected:
         client.CoreV1Api(api).create_namespaced_pod(namespace, pod, dry_run='All')
-    assert rejected.value.status == 403 and 'violates PodSecurity "restricted' in rejected.value.body
+    assert rejected.value.status == 403
+    assert 'violates PodSecurity "restricted' in json.loads(rejected.value.body)['message']
     pod.metadata.name = 'as-rendered'
     pod.spec = copy.deepcopy(template.spec)
     client.CoreV1Api(api).create_namespaced_pod(namespace, pod, dry_run='All')

@@ -19,6 +19,7 @@ ROLE_DIR = os.path.join(REPO_ROOT, 'roles', 'gpu_operator')
 
 VALUE_CASES = {
     'defaults': {},
+    'collection_switches': {'llmscale_gpu_operator_driver_enabled': True, 'llmscale_gpu_operator_toolkit_enabled': True},
     'operator_driver_time_slicing': {
         'gpu_operator_driver_enabled': True,
         'gpu_operator_toolkit_enabled': False,
@@ -48,8 +49,13 @@ def rendered_values():
 
 def test_defaults_leave_the_driver_to_the_host_and_turn_the_dcgm_service_monitor_on(rendered_values):
     values = rendered_values['defaults']
+    # The host roles (nvidia_driver, nvidia_container_toolkit) own both unless
+    # llmscale_gpu_operator_driver_enabled / _toolkit_enabled hand them to the operator.
     assert values['driver'] == {'enabled': False}, dumps(values)
-    assert values['toolkit'] == {'enabled': True}
+    assert values['toolkit'] == {'enabled': False}
+    # The same switches the host roles read hand both to the operator.
+    switched = rendered_values['collection_switches']
+    assert switched['driver'] == {'enabled': True} and switched['toolkit'] == {'enabled': True}
     assert values['mig'] == {'strategy': 'single'}
     assert values['operator'] == {'defaultRuntime': 'containerd'}
     assert values['dcgmExporter']['enabled'] is True
