@@ -137,7 +137,20 @@ create_cluster() {
 delete_cluster() {
   if [[ -d "${cluster_dir}" ]]; then
     log "deleting cluster '${cluster_name}'"
-    "${kwokctl}" delete cluster --name "${cluster_name}" --kubeconfig '' >&2 9>&- || log "kwokctl delete failed; removing its state anyway"
+    local pid_file pid
+    # kwokctl delete wants some kubeconfig to drop the context from: give it
+    # a scratch one, so ~/.kube/config stays untouched.
+    "${kwokctl}" delete cluster --name "${cluster_name}" --kubeconfig "${KWOK_WORKDIR}/.scratch-kubeconfig" >&2 9>&- ||
+      log "kwokctl delete failed; stopping its processes and removing its state anyway"
+    # Whatever kwokctl left running (by the pids it recorded) must go too.
+    for pid_file in "${cluster_dir}"/pids/*.pid; do
+      [[ -f "${pid_file}" ]] || continue
+      pid="$(cat "${pid_file}")"
+      if [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null; then
+        log "stopping leftover $(basename "${pid_file}" .pid) (pid ${pid})"
+        kill "${pid}" 2>/dev/null || true
+      fi
+    done
     rm -rf "${cluster_dir}"
   fi
 }
