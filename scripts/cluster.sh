@@ -176,8 +176,9 @@ cluster_up() {
   [[ -d "${cluster_dir}" ]] || create_cluster
 
   wait_for 300 "kube-apiserver /readyz" api_ready
-  log "applying nodes from tools/cluster/nodes.yaml"
+  log "applying nodes from tools/cluster/nodes.yaml and their local volumes"
   "${kubectl[@]}" apply -f "${LLMSCALE_TOOLS_DIR}/cluster/nodes.yaml" >&2
+  "${kubectl[@]}" apply -f "${LLMSCALE_TOOLS_DIR}/cluster/local-volumes.yaml" >&2
   wait_for 300 "all nodes Ready" "${kubectl[@]}" wait node --all --for=condition=Ready --timeout=10s
   # Pods cannot be created before the controller-manager makes this account.
   wait_for 300 "default service account" "${kubectl[@]}" get serviceaccount default --namespace default
