@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the benchmarks (ratios against the peer tool, measured side by side in
+# one run); results go to benchmarks/results/ (git-ignored). Not part of `make test`.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+# shellcheck source=tools/paths.sh
+source tools/paths.sh
+export PATH="$KUBERNETES_BIN_DIR:$HELM_BIN_DIR:$repo/.venv/bin:$PATH"
+export ANSIBLE_CONFIG="$repo/ansible.cfg" ANSIBLE_COLLECTIONS_PATH="$repo/.collections"
+
+echo "==> model_cache: cold pre-warm vs hf download, warm re-run (loopback Hugging Face server)"
+python benchmarks/model_cache/bench.py
+
+KUBECONFIG=$(bash scripts/cluster.sh up | tail -n 1 | sed -n 's/^KUBECONFIG=//p')
+export KUBECONFIG
+echo "==> serving: no-change re-run of serving.yml vs kubectl apply --server-side"
+python benchmarks/serving/bench_noop_rerun.py --rounds 5
