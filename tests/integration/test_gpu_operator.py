@@ -162,7 +162,8 @@ def test_install_waits_for_the_cluster_policy_to_be_ready(setup):
 
     policy = cluster_policy(setup)
     spec = policy['spec']
-    assert spec['driver'] == {'enabled': False} and spec['toolkit'] == {'enabled': True}
+    # Defaults: the host roles own the driver and the toolkit (llmscale_gpu_operator_*_enabled unset).
+    assert spec['driver'] == {'enabled': False} and spec['toolkit'] == {'enabled': False}
     assert spec['mig'] == {'strategy': 'single'} and spec['operator'] == {'defaultRuntime': 'containerd'}
     assert spec['dcgmExporter']['serviceMonitor']['enabled'] is True
     assert spec['devicePlugin']['config'] == {'name': 'gpu-operator-time-slicing', 'default': 'any'}
