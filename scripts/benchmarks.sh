@@ -2,12 +2,12 @@
 # Runs the benchmarks (ratios against the peer tool, measured side by side in
 # one run); results go to benchmarks/results/ (git-ignored). Not part of `make test`.
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-cd "$repo"
+# shellcheck source=scripts/env.sh
+source "$(dirname "$0")/env.sh"
 # shellcheck source=tools/paths.sh
 source tools/paths.sh
-export PATH="$KUBERNETES_BIN_DIR:$HELM_BIN_DIR:$repo/.venv/bin:$PATH"
-export ANSIBLE_CONFIG="$repo/ansible.cfg" ANSIBLE_COLLECTIONS_PATH="$repo/.collections"
+# The kubectl and helm built with the local cluster, same release as its API server.
+export PATH="$KUBERNETES_BIN_DIR:$HELM_BIN_DIR:$PATH"
 
 echo "==> model_cache: cold pre-warm vs hf download, warm re-run (loopback Hugging Face server)"
 python benchmarks/model_cache/bench.py

@@ -2,11 +2,8 @@
 # The main job on the local default: start (or reuse) the local cluster, then
 # run playbooks/site.yml against it with inventories/local.
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-cd "$repo"
-export PATH="$repo/.venv/bin:$PATH"
-export ANSIBLE_CONFIG="$repo/ansible.cfg"
-export ANSIBLE_COLLECTIONS_PATH="$repo/.collections"
+# shellcheck source=scripts/env.sh
+source "$(dirname "$0")/env.sh"
 
 KUBECONFIG=$(bash scripts/cluster.sh up | tail -n 1 | sed -n 's/^KUBECONFIG=//p')
 [ -n "$KUBECONFIG" ] || { echo "cluster.sh up did not print KUBECONFIG=<path>" >&2; exit 1; }

@@ -6,12 +6,8 @@
 #   integration  local cluster up, pytest tests/integration, every Molecule scenario, cluster down
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-cd "$repo"
-export PATH="$repo/.venv/bin:$PATH"
-export ANSIBLE_CONFIG="$repo/ansible.cfg"
-export ANSIBLE_COLLECTIONS_PATH="$repo/.collections"
-export ANSIBLE_ROLES_PATH="$repo/roles"
+# shellcheck source=scripts/env.sh
+source "$(dirname "$0")/env.sh"
 export ANSIBLE_NOCOLOR=1 PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
 
 stage() { printf '\n===== %s =====\n' "$*"; }

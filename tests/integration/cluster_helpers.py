@@ -1,6 +1,17 @@
 """Small helpers for tests that talk to the local cluster."""
 import time
 
+from kubernetes.client.rest import ApiException
+
+
+def delete_if_present(delete, *args, **kwargs):
+    """Call a kubernetes client delete_* method; an object already gone is fine (cleanup)."""
+    try:
+        delete(*args, **kwargs)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
 
 def poll(predicate, timeout, interval=2.0, what='condition'):
     """Call predicate until it returns something truthy; return that value.

@@ -18,7 +18,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from cluster_helpers import poll  # pylint: disable=import-error
+from cluster_helpers import delete_if_present, poll  # pylint: disable=import-error
 from helm_binary import env_with_helm, helm, helm_bin_dir  # pylint: disable=import-error
 from helpers import REPO_ROOT, run_playbook  # pylint: disable=import-error
 
@@ -64,18 +64,9 @@ def setup(kubeconfig, api_client, helm_dir, tmp_path_factory):
     yield {'playbook': str(playbook), 'vars': base_vars, 'namespace': namespace, 'env': env_with_helm(helm_dir, kubeconfig),
            'helm_dir': helm_dir, 'kubeconfig': kubeconfig, 'api': api_client}
     helm(helm_dir, kubeconfig, 'uninstall', 'gpu-operator-test', '--namespace', namespace, '--wait')
-    core = client.CoreV1Api(api_client)
-    try:
-        core.delete_namespace(namespace)
-    except ApiException as error:
-        if error.status != 404:
-            raise
+    delete_if_present(client.CoreV1Api(api_client).delete_namespace, namespace)
     if not crd_existed:
-        try:
-            extensions.delete_custom_resource_definition(CRD_NAME)
-        except ApiException as error:
-            if error.status != 404:
-                raise
+        delete_if_present(extensions.delete_custom_resource_definition, CRD_NAME)
 
 
 def changed_names(result):

@@ -13,8 +13,8 @@ import uuid
 import pytest
 import yaml
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
+from cluster_helpers import delete_if_present  # pylint: disable=import-error
 from helm_binary import env_with_helm, helm, helm_bin_dir  # pylint: disable=import-error
 from helpers import REPO_ROOT, run_playbook  # pylint: disable=import-error
 
@@ -58,18 +58,10 @@ def setup(kubeconfig, api_client, tmp_path_factory):
     yield {'playbook': str(playbook), 'vars': base_vars, 'namespace': namespace, 'env': env_with_helm(helm_dir, kubeconfig),
            'helm_dir': helm_dir, 'kubeconfig': kubeconfig, 'api': api_client, 'crds_before': crds_before}
     helm(helm_dir, kubeconfig, 'uninstall', RELEASE, '--namespace', namespace, '--wait')
-    try:
-        client.CoreV1Api(api_client).delete_namespace(namespace)
-    except ApiException as error:
-        if error.status != 404:
-            raise
+    delete_if_present(client.CoreV1Api(api_client).delete_namespace, namespace)
     # Leave the cluster as we found it: CRDs that the test chart brought go.
     for name in set(CRDS) - set(crds_before):
-        try:
-            client.ApiextensionsV1Api(api_client).delete_custom_resource_definition(name)
-        except ApiException as error:
-            if error.status != 404:
-                raise
+        delete_if_present(client.ApiextensionsV1Api(api_client).delete_custom_resource_definition, name)
 
 
 def changed_names(result):

@@ -19,7 +19,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from cluster_helpers import poll  # pylint: disable=import-error
+from cluster_helpers import delete_if_present, poll  # pylint: disable=import-error
 from helm_binary import env_with_helm, helm, helm_bin_dir  # pylint: disable=import-error
 from helpers import REPO_ROOT, run_playbook  # pylint: disable=import-error
 
@@ -32,14 +32,6 @@ SERVED = 'qwen3-8b-test'
 
 def _name(prefix):
     return '%s-%s' % (prefix, uuid.uuid4().hex[:6])
-
-
-def _delete(call, *args):
-    try:
-        call(*args)
-    except ApiException as error:
-        if error.status != 404:
-            raise
 
 
 @pytest.fixture(scope='module')
@@ -69,8 +61,8 @@ def serving(kubeconfig, api_client):
     }
     env = {'KUBECONFIG': kubeconfig}
     yield {'vars': variables, 'namespace': namespace, 'env': env, 'api': api_client, 'kubeconfig': kubeconfig}
-    _delete(core.delete_namespace, namespace)
-    _delete(core.delete_persistent_volume, volume)
+    delete_if_present(core.delete_namespace, namespace)
+    delete_if_present(core.delete_persistent_volume, volume)
 
 
 def serve(serving, check=False, diff=False, **overrides):
@@ -261,4 +253,4 @@ def test_prometheus_adapter_is_installed_with_helm_with_the_vllm_rule(serving, d
         assert second.rc == 0 and second.changed == 0, second.describe()
     finally:
         helm(helm_dir, serving['kubeconfig'], 'uninstall', release, '--namespace', adapter_namespace, '--wait')
-        _delete(client.CoreV1Api(serving['api']).delete_namespace, adapter_namespace)
+        delete_if_present(client.CoreV1Api(serving['api']).delete_namespace, adapter_namespace)
