@@ -6,6 +6,7 @@ Repositories served:
 - llmscale/generated: a few random files, about 25 MiB in all (the benchmark uses about 1 GiB: CI time).
 olah streams local mirrors slowly on a loaded 2-core machine (a few MB/s), hence the sizes.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -188,16 +189,13 @@ def _descendants(pid):
 def _kill_tree(pid):
     """SIGKILL a process and all its descendants: Ansible's workers call setsid(), so killpg misses the module."""
     family = [pid] + _descendants(pid)
+    # A member that has already exited needs no signal.
     for member in family:  # freeze first, so nothing finishes or forks while the tree is collected again
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(member, signal.SIGSTOP)
-        except ProcessLookupError:
-            pass
     for member in set(family + [p for m in family for p in _descendants(m)]):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(member, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _staged_bytes(repo):
