@@ -167,7 +167,7 @@ cluster_up() {
       log "reusing running cluster '${cluster_name}'"
     else
       log "cluster '${cluster_name}' exists but is not serving: starting it"
-      if ! { "${kwokctl}" start cluster --name "${cluster_name}" --kubeconfig '' >&2 9>&- && wait_for_api 120; }; then
+      if ! { "${kwokctl}" start cluster --name "${cluster_name}" >&2 9>&- && wait_for_api 120; }; then
         log "could not start it: recreating"
         delete_cluster
       fi
@@ -182,9 +182,41 @@ cluster_up() {
   wait_for 300 "all nodes Ready" "${kubectl[@]}" wait node --all --for=condition=Ready --timeout=10s
   # Pods cannot be created before the controller-manager makes this account.
   wait_for 300 "default service account" "${kubectl[@]}" get serviceaccount default --namespace default
+  restart_exited_components
   wait_for 300 "metrics.k8s.io API available" "${kubectl[@]}" wait apiservice v1beta1.metrics.k8s.io --for=condition=Available --timeout=10s
+  # The APIService condition lags behind a metrics-server that exited: ask
+  # metrics-server itself, through the aggregation layer.
+  wait_for 120 "metrics-server answering" "${kubectl[@]}" get --raw /apis/metrics.k8s.io/v1beta1/nodes
   log "cluster '${cluster_name}' is up ($(( $(date +%s) - started ))s); ${KUBERNETES_VERSION}, nodes: $("${kubectl[@]}" get nodes -o name | tr '\n' ' ')"
   echo "KUBECONFIG=${kubeconfig}"
+}
+
+# kwokctl's binary runtime starts every component at once and never restarts
+# one. metrics-server reads its request-header CA from the API server once at
+# start and exits when that server is not listening yet, which happens on a
+# loaded machine. Once the API server is ready, start again every component
+# whose recorded process is gone, with the exact command line kwokctl uses
+# (its --dry-run prints "cd DIR && NAME ARGS >LOG 2>&1 &", then the pid line).
+restart_exited_components() {
+  local line name pid_file pid
+  while IFS= read -r line; do
+    [[ "${line}" == "cd ${cluster_dir} && "* ]] || continue
+    line="${line#"cd ${cluster_dir} && "}"
+    name="${line%% *}"
+    pid_file="${cluster_dir}/pids/${name}.pid"
+    pid="$(cat "${pid_file}" 2>/dev/null || true)"
+    if [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null; then
+      continue
+    fi
+    log "${name} is not running; its last log lines:"
+    tail -n 3 "${cluster_dir}/logs/${name}.log" >&2 2>/dev/null || true
+    mv -f "${cluster_dir}/logs/${name}.log" "${cluster_dir}/logs/${name}.previous.log" 2>/dev/null || true
+    log "starting ${name} again"
+    # Same launch line and binary path as kwokctl's own; 9>&-: the process
+    # outlives this script and must not hold its lock. The pid file holds
+    # digits only (no newline): kwokctl stop parses it with strconv.Atoi.
+    (cd "${cluster_dir}" && eval "${cluster_dir}/bin/${line}" 9>&- && printf %s "$!" >"${pid_file}")
+  done < <("${kwokctl}" --dry-run start cluster --name "${cluster_name}" 2>/dev/null)
 }
 
 wait_for_api() { local t="$1" deadline=$(( $(date +%s) + $1 )); until api_ready; do (( $(date +%s) < deadline )) || return 1; sleep 2; done; }

@@ -44,10 +44,11 @@ run_sanity() {
 run_integration() {
   local scenario rc=0
   stage "local cluster up"
+  # Set before starting: a cluster that fails half-way up is removed too.
+  trap 'stage "local cluster down"; bash scripts/cluster.sh down' EXIT
   KUBECONFIG=$(bash scripts/cluster.sh up | tail -n 1 | sed -n 's/^KUBECONFIG=//p')
   [ -n "$KUBECONFIG" ] || { echo "cluster.sh up did not print KUBECONFIG=<path>" >&2; return 1; }
   export KUBECONFIG
-  trap 'stage "local cluster down"; bash scripts/cluster.sh down' EXIT
   stage "integration tests (pytest tests/integration)"
   python -m pytest -q -p no:cacheprovider tests/integration || rc=$?
   # pytest exit 5 = nothing collected: not a failure of the suite itself.

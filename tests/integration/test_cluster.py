@@ -7,6 +7,8 @@ simulated resource usage).
 """
 import json
 import os
+import signal
+import subprocess
 import textwrap
 
 import pytest
@@ -18,7 +20,8 @@ from helpers import run_playbook  # pylint: disable=import-error
 
 GPU_NODES = {'gpu-node-0', 'gpu-node-1'}
 PAUSE_IMAGE = 'registry.k8s.io/pause:3.10'  # never pulled: kwok only simulates containers
-TOOLS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'tools')
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOLS_DIR = os.path.join(REPO_ROOT, 'tools')
 
 
 def _pinned_kubernetes_version():
@@ -168,6 +171,41 @@ def test_kubernetes_core_apply_reports_changed_only_the_first_time(kubeconfig, a
     second = run_playbook(str(playbook), extra_vars=extra_vars, timeout=600)
     assert second.rc == 0 and second.failed == 0, second.describe()
     assert second.changed == 0, second.describe()
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0): only a running process counts.
+    with open(f'/proc/{pid}/stat', encoding='ascii') as stat:
+        return stat.read().rsplit(')', 1)[1].split()[0] != 'Z'
+
+
+def test_cluster_up_starts_an_exited_metrics_server_again(kubeconfig, api_client):
+    """kwokctl never restarts a component; metrics-server exits when it starts
+    before the API server listens (it did so in CI). `cluster.sh up` must
+    notice and start it again, in a way `kwokctl stop` can still stop."""
+    pid_file = os.path.join(os.path.dirname(kubeconfig), 'pids', 'metrics-server.pid')
+    with open(pid_file, encoding='ascii') as handle:
+        old_pid = int(handle.read())
+    os.kill(old_pid, signal.SIGTERM)
+    poll(lambda: not _process_alive(old_pid), 60, what='metrics-server to exit')
+
+    proc = subprocess.run(['bash', os.path.join(REPO_ROOT, 'scripts', 'cluster.sh'), 'up'],
+                          capture_output=True, text=True, timeout=900, check=False, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'starting metrics-server again' in proc.stderr, proc.stderr[-3000:]
+    with open(pid_file, encoding='ascii') as handle:
+        recorded = handle.read()
+    assert recorded.isdigit(), repr(recorded)  # kwokctl stop parses it with Atoi
+    assert int(recorded) != old_pid and _process_alive(int(recorded))
+    with open(f'/proc/{recorded}/cmdline', 'rb') as cmdline:
+        assert cmdline.read().split(b'\0')[0] == os.path.join(os.path.dirname(kubeconfig), 'bin', 'metrics-server').encode()
+    # And it serves the metrics API through the aggregation layer again.
+    node_metrics = client.CustomObjectsApi(api_client).list_cluster_custom_object('metrics.k8s.io', 'v1beta1', 'nodes')
+    assert node_metrics['kind'] == 'NodeMetricsList'
 
 
 def test_hpa_on_cpu_gets_current_value_from_metrics_server(api_client, namespace):
