@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
@@ -264,16 +263,15 @@ def test_corrupted_file_is_detected_and_repaired(hub, tmp_path):  # pylint: disa
     assert _sha256(victim) == hub['facts'][GENERATED]['weights/shard-1.bin']['sha256']
 
 
-@pytest.fixture
-def small_filesystem():
-    """A 12 MiB ext4 filesystem on a loop device over a sparse file; always unmounted and detached."""
+@contextlib.contextmanager
+def _loop_filesystem(mount, size):
+    """An ext4 filesystem on a loop device over a sparse file, mounted at `mount`; always unmounted and detached."""
     if os.geteuid() != 0 or not shutil.which('losetup') or not shutil.which('mkfs.ext4'):
         pytest.fail('needs root, losetup and mkfs.ext4 (util-linux, e2fsprogs: scripts/setup.sh installs them)')
-    work = tempfile.mkdtemp(prefix='llmscale-loop-')
-    image, mount = os.path.join(work, 'fs.img'), os.path.join(work, 'mnt')
-    os.mkdir(mount)
+    image = mount.rstrip('/') + '.img'  # beside the mount point, never inside it
+    os.makedirs(mount, exist_ok=True)
     with open(image, 'wb') as handle:
-        handle.truncate(12 * MIB)
+        handle.truncate(size)
     device = None
     try:
         device = subprocess.run(['losetup', '--find', '--show', image], check=True, capture_output=True,
@@ -285,7 +283,14 @@ def small_filesystem():
         subprocess.run(['umount', mount], check=False, capture_output=True)
         if device:
             subprocess.run(['losetup', '-d', device], check=False, capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
+        os.unlink(image)
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 12 MiB filesystem: too small for the generated repository."""
+    with _loop_filesystem(str(tmp_path / 'small'), 12 * MIB) as mount:
+        yield mount
 
 
 def test_too_small_filesystem_fails_before_downloading(hub, small_filesystem):  # pylint: disable=redefined-outer-name
@@ -372,6 +377,49 @@ def test_prewarm_playbook_on_nodes_is_idempotent(hub, tmp_path):  # pylint: disa
     bad = run_playbook('playbooks/prewarm.yml', inventory=str(inventory),
                        extra_vars=dict(extra, model_cache_models=[{'revision': 'main'}]))
     assert bad.rc != 0 and any('repo_id' in msg for msg in bad.failure_messages()), bad.describe()
+
+
+@pytest.fixture
+def local_volumes(tmp_path):
+    """A volume root as roles/nvme_storage leaves it: two block-device filesystems mounted directly under it, and
+    a plain directory that is not a mount."""
+    root = tmp_path / 'fast-disks'
+    volumes = [root / 'uuid-a', root / 'uuid-b']
+    (root / 'not-a-volume').mkdir(parents=True)
+    with _loop_filesystem(str(volumes[0]), 64 * MIB), _loop_filesystem(str(volumes[1]), 64 * MIB):
+        yield root, volumes
+
+
+def test_prewarm_fills_every_node_local_volume_by_default(hub, tmp_path, local_volumes):  # pylint: disable=redefined-outer-name
+    """With model_cache_dest empty, the cache goes where vLLM will look: <volume>/huggingface/hub on each local
+    volume mounted under the root, whichever of them vLLM's claim binds to."""
+    root, volumes = local_volumes
+    inventory = tmp_path / 'hosts.yml'
+    inventory.write_text(json.dumps({'gpu_nodes': {'hosts': {'localhost': {
+        'ansible_connection': 'local', 'ansible_python_interpreter': os.path.join(VENV_BIN, 'python')}}}}))
+    extra = {'model_cache_volume_root': str(root), 'model_cache_endpoint': hub['endpoint'],
+             'model_cache_token': TOKEN, 'model_cache_become': False,
+             'model_cache_models': [{'repo_id': GENERATED, 'revision': 'v1', 'allow_patterns': ['*.json']}]}
+    first = run_playbook('playbooks/prewarm.yml', inventory=str(inventory), extra_vars=extra)
+    assert first.rc == 0 and first.changed >= 2, first.describe()
+    snapshots = [volume / 'huggingface' / 'hub' / ('models--' + GENERATED.replace('/', '--')) / 'snapshots'
+                 for volume in volumes]
+    for snapshot in snapshots:
+        revisions = list(snapshot.iterdir())
+        assert len(revisions) == 1 and sorted(p.name for p in revisions[0].iterdir()), snapshot
+    assert sorted(p.name for p in list(snapshots[0].iterdir())[0].iterdir()) == \
+        sorted(p.name for p in list(snapshots[1].iterdir())[0].iterdir())
+    assert not any((root / 'not-a-volume').iterdir())
+    second = run_playbook('playbooks/prewarm.yml', inventory=str(inventory), extra_vars=extra)
+    assert second.rc == 0 and second.changed == 0, second.describe()
+    # No volume under the root: a clear failure naming the variables, before any download.
+    empty_root = tmp_path / 'no-volumes'
+    empty_root.mkdir()
+    bad = run_playbook('playbooks/prewarm.yml', inventory=str(inventory),
+                       extra_vars=dict(extra, model_cache_volume_root=str(empty_root)))
+    assert bad.rc != 0 and any('model_cache_dest is empty' in msg and 'model_cache_volume_root' in msg
+                               for msg in bad.failure_messages()), bad.describe()
+    assert not any(empty_root.iterdir())
 
 
 def test_prewarm_job_for_a_shared_volume(kubeconfig, namespace, api_client):
