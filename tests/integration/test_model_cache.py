@@ -410,6 +410,10 @@ def test_prewarm_fills_every_node_local_volume_by_default(hub, tmp_path, local_v
     assert sorted(p.name for p in list(snapshots[0].iterdir())[0].iterdir()) == \
         sorted(p.name for p in list(snapshots[1].iterdir())[0].iterdir())
     assert not any((root / 'not-a-volume').iterdir())
+    # Owned by the uid/gid the vLLM pod runs as (roles/vllm: 1000), files and directories alike.
+    for volume in volumes:
+        owners = {(entry.stat().st_uid, entry.stat().st_gid) for entry in (volume / 'huggingface' / 'hub').rglob('*')}
+        assert owners == {(1000, 1000)}, (volume, owners)
     second = run_playbook('playbooks/prewarm.yml', inventory=str(inventory), extra_vars=extra)
     assert second.rc == 0 and second.changed == 0, second.describe()
     # No volume under the root: a clear failure naming the variables, before any download.
