@@ -183,10 +183,9 @@ cluster_up() {
   # Pods cannot be created before the controller-manager makes this account.
   wait_for 300 "default service account" "${kubectl[@]}" get serviceaccount default --namespace default
   restart_exited_components
-  wait_for 300 "metrics.k8s.io API available" "${kubectl[@]}" wait apiservice v1beta1.metrics.k8s.io --for=condition=Available --timeout=10s
-  # The APIService condition lags behind a metrics-server that exited: ask
-  # metrics-server itself, through the aggregation layer.
-  wait_for 120 "metrics-server answering" "${kubectl[@]}" get --raw /apis/metrics.k8s.io/v1beta1/nodes
+  # Ask metrics-server itself, through the aggregation layer: the APIService's
+  # Available condition lags behind a metrics-server that has exited.
+  wait_for 300 "metrics.k8s.io answered by metrics-server" "${kubectl[@]}" get --raw /apis/metrics.k8s.io/v1beta1/nodes
   log "cluster '${cluster_name}' is up ($(( $(date +%s) - started ))s); ${KUBERNETES_VERSION}, nodes: $("${kubectl[@]}" get nodes -o name | tr '\n' ' ')"
   echo "KUBECONFIG=${kubeconfig}"
 }

@@ -67,6 +67,11 @@ class PlaybookResult:
     def changed_tasks(self):
         return [(name, host) for name, host, result in self.task_results() if result.get('changed')]
 
+    def task_names(self, changed=False):
+        """Names of the tasks that ran (not skipped) on some host, or with changed=True only of those that changed."""
+        return [name for name, _host, result in self.task_results()
+                if not result.get('skipped') and (result.get('changed') or not changed)]
+
     def failure_messages(self):
         return [str(result.get('msg', '')) for _name, _host, result in self.task_results()
                 if result.get('failed') or result.get('unreachable')]

@@ -22,7 +22,8 @@ from kubernetes import client, config
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO_ROOT, 'tests'))
-from helpers import VENV_BIN, ansible_env, run_playbook  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from helpers import VENV_BIN, PlaybookResult, ansible_env, run_playbook  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from integration.cluster_helpers import delete_if_present  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 INVENTORY = os.path.join(REPO_ROOT, 'inventories', 'local')
 FIELD_MANAGER = 'llmscale.gpu_serving'
@@ -71,6 +72,11 @@ def timed(command, env):
     return time.monotonic() - started, proc
 
 
+def playbook_result(proc):
+    """What a timed ansible-playbook run (JSON callback) did."""
+    return PlaybookResult(proc.returncode, json.loads(proc.stdout), proc.stderr, proc.stdout)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--rounds', type=int, default=5)
@@ -110,7 +116,7 @@ def main():
         # seconds; a run in that window can see them move. Measure from a settled state.
         for _attempt in range(5):
             _seconds, proc = timed(playbook, env)
-            if proc.returncode == 0 and json.loads(proc.stdout)['stats']['localhost']['changed'] == 0:
+            if proc.returncode == 0 and playbook_result(proc).changed == 0:
                 break
         # kubectl gets the same objects in a namespace of its own: each tool re-applies only what it
         # applied itself, so neither sees the other's field ownership as a change.
@@ -124,12 +130,9 @@ def main():
         playbook_s, kubectl_s = [], []
         for _round in range(args.rounds):
             seconds, proc = timed(playbook, env)
-            output = json.loads(proc.stdout)
-            stats = output['stats']['localhost']
-            if proc.returncode != 0 or stats['changed'] != 0:
-                changed = [task['task']['name'] for play in output['plays'] for task in play['tasks']
-                           if any(result.get('changed') for result in task['hosts'].values())]
-                raise RuntimeError('the re-run was not a no-change run: %s, changed: %s' % (stats, changed))
+            result = playbook_result(proc)
+            if result.rc != 0 or result.changed != 0:
+                raise RuntimeError('the re-run was not a no-change run: ' + result.describe())
             playbook_s.append(seconds)
             seconds, proc = timed(apply, env)
             if proc.returncode != 0:
@@ -159,11 +162,7 @@ def main():
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         for name in (namespace, kubectl_namespace):
-            try:
-                core.delete_namespace(name)
-            except client.ApiException as error:
-                if error.status != 404:
-                    raise
+            delete_if_present(core.delete_namespace, name)
         core.delete_persistent_volume(volume)
         api.close()
 

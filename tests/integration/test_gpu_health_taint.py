@@ -78,12 +78,6 @@ def node_with_other_taint(core):
     core.patch_node(NODE, {'spec': {'taints': []}})
 
 
-def tasks_run(result, changed_only=False):
-    """Names of the tasks that ran (or changed), without the "role : " prefix of role tasks."""
-    return [name for name, _host, outcome in result.task_results()
-            if not outcome.get('skipped') and (outcome.get('changed') or not changed_only)]
-
-
 def play(node_side, kubeconfig, nvidia_smi, check=False, **extra):
     extra_vars = {'llmscale_kubeconfig': kubeconfig, 'gpu_health_taint_unhealthy': True, 'gpu_health_node_name': NODE,
                   'gpu_health_nvidia_smi': node_side[nvidia_smi]}
@@ -107,7 +101,7 @@ def test_unhealthy_node_is_tainted_and_healthy_node_untainted(node_side, kubecon
     # Healthy, in check mode: the untaint is announced, not made.
     result = play(node_side, kubeconfig, 'healthy', check=True)
     assert result.rc == 0, result.describe()
-    assert tasks_run(result, changed_only=True) == ['Patch the taints of the Nodes that change'], result.describe()
+    assert result.task_names(changed=True) == ['Patch the taints of the Nodes that change'], result.describe()
     assert taints_of(core) == [OTHER_TAINT, OUR_TAINT]
 
     # Healthy: our taint goes, the other one stays.
@@ -141,5 +135,5 @@ def test_bad_role_input_fails_before_anything_changes(node_side, kubeconfig, cor
     assert result.rc != 0
     assert any(variable in msg for msg in result.failure_messages()), result.describe()
     # Neither nvidia-smi nor the API was reached: no task past validation ran.
-    assert 'Check the GPUs' not in tasks_run(result), result.describe()
+    assert 'Check the GPUs' not in result.task_names(), result.describe()
     assert taints_of(core) == before

@@ -69,10 +69,6 @@ def setup(kubeconfig, api_client, helm_dir, tmp_path_factory):
         delete_if_present(extensions.delete_custom_resource_definition, CRD_NAME)
 
 
-def changed_names(result):
-    return [name for name, _host in result.changed_tasks()]
-
-
 def run(setup, check=False, diff=False, **overrides):
     return run_playbook(setup['playbook'], extra_vars=dict(setup['vars'], **overrides), check=check, diff=diff,
                         env=setup['env'])
@@ -109,7 +105,7 @@ def label_node(setup, name, labels):
 def test_check_mode_first_reports_changes_and_creates_nothing(setup):
     result = run(setup, check=True, diff=True)
     assert result.rc == 0, result.describe()
-    changed = changed_names(result)
+    changed = result.task_names(changed=True)
     assert 'Create the GPU Operator namespace' in changed and 'Install or upgrade the GPU Operator chart' in changed
     assert not namespace_exists(setup)
     assert not release_exists(setup)
@@ -182,7 +178,7 @@ def test_check_mode_reports_a_change_without_making_it(setup):
     assert result.rc == 0 and result.changed == 0, result.describe()
     result = run(setup, check=True, diff=True, gpu_operator_time_slicing_replicas=8)
     assert result.rc == 0, result.describe()
-    assert 'Install or upgrade the GPU Operator chart' in changed_names(result)
+    assert 'Install or upgrade the GPU Operator chart' in result.task_names(changed=True)
     data = client.CoreV1Api(setup['api']).read_namespaced_config_map('gpu-operator-time-slicing', setup['namespace']).data
     assert yaml.safe_load(data['any'])['sharing']['timeSlicing']['resources'][0]['replicas'] == 4
 

@@ -359,23 +359,28 @@ def test_url_source_resumes_with_range(tmp_path):
         assert rc == 0 and result['bytes_resumed'] == 0 and _sha256(dest / 'weights.bin') == digest, result
 
 
-def test_prewarm_playbook_on_nodes_is_idempotent(hub, tmp_path):  # pylint: disable=redefined-outer-name
+def _prewarm_on_this_host(tmp_path, hub, check=False, **extra):  # pylint: disable=redefined-outer-name
+    """playbooks/prewarm.yml in node mode with this machine as the one GPU node, from the generated repository."""
     inventory = tmp_path / 'hosts.yml'
     inventory.write_text(json.dumps({'gpu_nodes': {'hosts': {'localhost': {
         'ansible_connection': 'local', 'ansible_python_interpreter': os.path.join(VENV_BIN, 'python')}}}}))
-    extra = {'model_cache_dest': str(tmp_path / 'nvme' / 'hub'), 'model_cache_endpoint': hub['endpoint'],
-             'model_cache_token': TOKEN, 'model_cache_become': False,
-             'model_cache_models': [{'repo_id': GENERATED, 'revision': 'v1', 'allow_patterns': ['*.json']}]}
-    check = run_playbook('playbooks/prewarm.yml', inventory=str(inventory), extra_vars=extra, check=True)
+    extra_vars = {'model_cache_endpoint': hub['endpoint'], 'model_cache_token': TOKEN, 'model_cache_become': False,
+                  'model_cache_models': [{'repo_id': GENERATED, 'revision': 'v1', 'allow_patterns': ['*.json']}]}
+    extra_vars.update(extra)
+    return run_playbook('playbooks/prewarm.yml', inventory=str(inventory), extra_vars=extra_vars, check=check)
+
+
+def test_prewarm_playbook_on_nodes_is_idempotent(hub, tmp_path):  # pylint: disable=redefined-outer-name
+    dest = str(tmp_path / 'nvme' / 'hub')
+    check = _prewarm_on_this_host(tmp_path, hub, check=True, model_cache_dest=dest)
     assert check.rc == 0 and check.changed >= 1, check.describe()
     assert not (tmp_path / 'nvme').exists()
-    first = run_playbook('playbooks/prewarm.yml', inventory=str(inventory), extra_vars=extra)
+    first = _prewarm_on_this_host(tmp_path, hub, model_cache_dest=dest)
     assert first.rc == 0 and first.changed >= 1, first.describe()
-    second = run_playbook('playbooks/prewarm.yml', inventory=str(inventory), extra_vars=extra)
+    second = _prewarm_on_this_host(tmp_path, hub, model_cache_dest=dest)
     assert second.rc == 0 and second.changed == 0, second.describe()
     assert TOKEN not in first.raw_stdout and TOKEN not in second.raw_stdout
-    bad = run_playbook('playbooks/prewarm.yml', inventory=str(inventory),
-                       extra_vars=dict(extra, model_cache_models=[{'revision': 'main'}]))
+    bad = _prewarm_on_this_host(tmp_path, hub, model_cache_dest=dest, model_cache_models=[{'revision': 'main'}])
     assert bad.rc != 0 and any('repo_id' in msg for msg in bad.failure_messages()), bad.describe()
 
 
@@ -394,33 +399,25 @@ def test_prewarm_fills_every_node_local_volume_by_default(hub, tmp_path, local_v
     """With model_cache_dest empty, the cache goes where vLLM will look: <volume>/huggingface/hub on each local
     volume mounted under the root, whichever of them vLLM's claim binds to."""
     root, volumes = local_volumes
-    inventory = tmp_path / 'hosts.yml'
-    inventory.write_text(json.dumps({'gpu_nodes': {'hosts': {'localhost': {
-        'ansible_connection': 'local', 'ansible_python_interpreter': os.path.join(VENV_BIN, 'python')}}}}))
-    extra = {'model_cache_volume_root': str(root), 'model_cache_endpoint': hub['endpoint'],
-             'model_cache_token': TOKEN, 'model_cache_become': False,
-             'model_cache_models': [{'repo_id': GENERATED, 'revision': 'v1', 'allow_patterns': ['*.json']}]}
-    first = run_playbook('playbooks/prewarm.yml', inventory=str(inventory), extra_vars=extra)
+    first = _prewarm_on_this_host(tmp_path, hub, model_cache_volume_root=str(root))
     assert first.rc == 0 and first.changed >= 2, first.describe()
-    snapshots = [volume / 'huggingface' / 'hub' / ('models--' + GENERATED.replace('/', '--')) / 'snapshots'
-                 for volume in volumes]
-    for snapshot in snapshots:
-        revisions = list(snapshot.iterdir())
-        assert len(revisions) == 1 and sorted(p.name for p in revisions[0].iterdir()), snapshot
-    assert sorted(p.name for p in list(snapshots[0].iterdir())[0].iterdir()) == \
-        sorted(p.name for p in list(snapshots[1].iterdir())[0].iterdir())
+    snapshot_files = []
+    for volume in volumes:
+        snapshots = volume / 'huggingface' / 'hub' / ('models--' + GENERATED.replace('/', '--')) / 'snapshots'
+        (revision,) = snapshots.iterdir()
+        snapshot_files.append(sorted(path.name for path in revision.iterdir()))
+    assert snapshot_files[0] and snapshot_files[0] == snapshot_files[1], snapshot_files
     assert not any((root / 'not-a-volume').iterdir())
     # Owned by the uid/gid the vLLM pod runs as (roles/vllm: 1000), files and directories alike.
     for volume in volumes:
         owners = {(entry.stat().st_uid, entry.stat().st_gid) for entry in (volume / 'huggingface' / 'hub').rglob('*')}
         assert owners == {(1000, 1000)}, (volume, owners)
-    second = run_playbook('playbooks/prewarm.yml', inventory=str(inventory), extra_vars=extra)
+    second = _prewarm_on_this_host(tmp_path, hub, model_cache_volume_root=str(root))
     assert second.rc == 0 and second.changed == 0, second.describe()
     # No volume under the root: a clear failure naming the variables, before any download.
     empty_root = tmp_path / 'no-volumes'
     empty_root.mkdir()
-    bad = run_playbook('playbooks/prewarm.yml', inventory=str(inventory),
-                       extra_vars=dict(extra, model_cache_volume_root=str(empty_root)))
+    bad = _prewarm_on_this_host(tmp_path, hub, model_cache_volume_root=str(empty_root))
     assert bad.rc != 0 and any('model_cache_dest is empty' in msg and 'model_cache_volume_root' in msg
                                for msg in bad.failure_messages()), bad.describe()
     assert not any(empty_root.iterdir())

@@ -64,10 +64,6 @@ def setup(kubeconfig, api_client, tmp_path_factory):
         delete_if_present(client.ApiextensionsV1Api(api_client).delete_custom_resource_definition, name)
 
 
-def changed_names(result):
-    return [name for name, _host in result.changed_tasks()]
-
-
 def run(setup, check=False, diff=False, **overrides):
     return run_playbook(setup['playbook'], extra_vars=dict(setup['vars'], **overrides), check=check, diff=diff,
                         env=setup['env'])
@@ -93,7 +89,7 @@ def test_check_mode_without_an_operator_reports_the_install_and_creates_nothing(
         pytest.skip('this cluster already has Prometheus Operator CRDs: %s' % setup['crds_before'])
     result = run(setup, check=True, diff=True)
     assert result.rc == 0, result.describe()
-    changed = changed_names(result)
+    changed = result.task_names(changed=True)
     assert 'Install or upgrade kube-prometheus-stack' in changed, result.describe()
     assert result.results_of('Report what check mode could not dry-run'), 'check mode must say what it skipped'
     assert existing_crds(setup['api']) == []
@@ -105,7 +101,7 @@ def test_auto_mode_installs_the_stack_then_applies_monitor_rules_and_dashboards(
     result = run(setup)
     assert result.rc == 0, result.describe()
     if not setup['crds_before']:
-        assert 'Install or upgrade kube-prometheus-stack' in changed_names(result)
+        assert 'Install or upgrade kube-prometheus-stack' in result.task_names(changed=True)
         values_map = client.CoreV1Api(setup['api']).read_namespaced_config_map(RELEASE + '-rendered-values', setup['namespace'])
         values = json.loads(values_map.data['values.json'])
         assert values['grafana']['sidecar']['dashboards']['label'] == 'grafana_dashboard'
@@ -141,7 +137,7 @@ def test_second_runs_change_nothing_in_every_mode(setup):
 def test_check_mode_reports_a_change_without_making_it(setup):
     result = run(setup, check=True, diff=True, monitoring_vllm_scrape_interval='30s')
     assert result.rc == 0, result.describe()
-    assert 'Apply the ServiceMonitor, PrometheusRule and dashboards' in changed_names(result)
+    assert 'Apply the ServiceMonitor, PrometheusRule and dashboards' in result.task_names(changed=True)
     (monitor,) = custom_objects(setup, 'servicemonitors')
     assert monitor['spec']['endpoints'][0]['interval'] == '15s'
 

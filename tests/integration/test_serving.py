@@ -176,7 +176,7 @@ def test_check_mode_reports_changes_and_makes_none(serving, deployed):
     result = serve(serving, check=True, diff=True, vllm_gpu_memory_utilization=0.85, autoscaling_max_replicas=3,
                    vllm_model_cache_prewarmed=True)
     assert result.rc == 0, result.describe()
-    changed = {name for name, _host in result.changed_tasks()}
+    changed = set(result.task_names(changed=True))
     assert 'Apply the model cache, Service, Ingress, PodDisruptionBudget and Deployment' in changed, changed
     assert 'Apply the HorizontalPodAutoscaler' in changed, changed
     assert 'Allow HTTPS egress for model downloads, or remove that exception' in changed, changed
@@ -238,7 +238,7 @@ def test_prometheus_adapter_is_installed_with_helm_with_the_vllm_rule(serving, d
         first = run_playbook('playbooks/serving.yml', inventory=INVENTORY, extra_vars=dict(serving['vars'], **overrides),
                              env=env, timeout=900)
         assert first.rc == 0, first.describe()
-        assert [name for name, _host in first.changed_tasks()] == ['Install prometheus-adapter with the vLLM queue rule']
+        assert first.task_names(changed=True) == ['Install prometheus-adapter with the vLLM queue rule']
         status = helm(helm_dir, serving['kubeconfig'], 'status', release, '--namespace', adapter_namespace, '-o', 'yaml')
         assert status.returncode == 0 and yaml.safe_load(status.stdout)['info']['status'] == 'deployed', status.stderr
         data = client.CoreV1Api(serving['api']).read_namespaced_config_map(
