@@ -14,5 +14,5 @@ python benchmarks/model_cache/bench.py
 
 KUBECONFIG=$(bash scripts/cluster.sh up | tail -n 1 | sed -n 's/^KUBECONFIG=//p')
 export KUBECONFIG
-echo "==> serving: no-change re-run of serving.yml vs kubectl apply --server-side"
+echo "==> serving: no-change re-run of serving.yml vs helm upgrade --install (vLLM production-stack) vs kubectl apply --server-side"
 python benchmarks/serving/bench_noop_rerun.py --rounds 5

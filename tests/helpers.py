@@ -86,8 +86,11 @@ class PlaybookResult:
 
 
 def run_playbook(playbook, inventory=None, extra_vars=None, check=False, diff=False,
-                 limit=None, tags=None, env=None, timeout=1800):
-    """Run ansible-playbook on a playbook of this repository (or an absolute path)."""
+                 limit=None, tags=None, env=None, timeout=1800, cli_vars=None):
+    """Run ansible-playbook on a playbook of this repository (or an absolute path).
+
+    cli_vars ({name: text}) are passed as `-e name=text`, the form users type: every value arrives as a string.
+    """
     path = playbook if os.path.isabs(playbook) else os.path.join(REPO_ROOT, playbook)
     cmd = [os.path.join(VENV_BIN, 'ansible-playbook'), path]
     cmd += ['-i', inventory or 'localhost,']
@@ -97,6 +100,8 @@ def run_playbook(playbook, inventory=None, extra_vars=None, check=False, diff=Fa
     with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as vars_file:
         json.dump(extra_vars or {}, vars_file)
     cmd += ['-e', '@' + vars_file.name]
+    for name, text in (cli_vars or {}).items():
+        cmd += ['-e', '%s=%s' % (name, text)]
     if check:
         cmd.append('--check')
     if diff:

@@ -1,10 +1,11 @@
-"""No-change re-run of playbooks/serving.yml next to `kubectl apply --server-side`
-of the same rendered objects, against the local cluster, in one run.
+"""No-change re-run of playbooks/serving.yml next to the peer, `helm upgrade --install` of vLLM production-stack's
+chart with one model, and to the floor, `kubectl apply --server-side` of the same rendered objects, against the
+local cluster, in one run.
 
-    .venv/bin/python benchmarks/serving/bench_noop_rerun.py [--rounds 5]
+    .venv/bin/python benchmarks/serving/bench_noop_rerun.py [--rounds 5] [--chart PATH]
 
-Prints one JSON document (also written to benchmarks/results/) with every
-timing, the medians and the ratio playbook / kubectl. See README.md.
+Prints one JSON document (also written to benchmarks/results/) with every timing, the medians and the ratios
+playbook / helm and playbook / kubectl. See README.md.
 """
 import argparse
 import json
@@ -27,6 +28,19 @@ from integration.cluster_helpers import delete_if_present  # noqa: E402  pylint:
 
 INVENTORY = os.path.join(REPO_ROOT, 'inventories', 'local')
 FIELD_MANAGER = 'llmscale.gpu_serving'
+DEFAULT_CHART = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'charts', 'vllm-stack-0.1.12.tgz')
+# The same model as the playbook's, one replica of one GPU, no router: the peer's serving engine alone.
+HELM_VALUES = {
+    'servingEngineSpec': {
+        'runtimeClassName': '',
+        'modelSpec': [{
+            'name': 'bench', 'repository': 'docker.io/vllm/vllm-openai', 'tag': 'v0.33.0',
+            'modelURL': 'Qwen/Qwen3-0.6B', 'replicaCount': 1, 'requestCPU': 8, 'requestMemory': '64Gi',
+            'requestGPU': 1, 'pvcStorage': '200Gi', 'runtimeClassName': '',
+        }],
+    },
+    'routerSpec': {'enableRouter': False},
+}
 
 
 def cluster_kubeconfig():
@@ -40,14 +54,10 @@ def cluster_kubeconfig():
 
 def render_objects(variables, path):
     """The objects the three roles apply, rendered by their own render tasks, as one multi-document file."""
-    facts = {'vllm': ['__vllm_namespace_object', '__vllm_objects'],
-             'autoscaling': ['__autoscaling_object'],
-             'network_policy': ['__network_policy_objects', '__network_policy_download_object']}
-    tasks = []
-    for role in facts:
-        tasks.append({'name': 'Render ' + role, 'ansible.builtin.include_role': {'name': role, 'tasks_from': 'render'}})
-    expression = ('[__vllm_namespace_object] + __vllm_objects + [__autoscaling_object] + __network_policy_objects'
-                  ' + [__network_policy_download_object]')
+    plans = ['__autoscaling_plan', '__vllm_plan', '__network_policy_plan']
+    tasks = [{'name': 'Render ' + role, 'ansible.builtin.include_role': {'name': role, 'tasks_from': 'render'}}
+             for role in ('autoscaling', 'vllm', 'network_policy')]
+    expression = ' + '.join('%s.objects' % plan for plan in plans)
     tasks.append({'name': 'Write the objects', 'ansible.builtin.copy': {
         'dest': path, 'mode': '0600', 'content': '{{ (%s) | to_json }}' % expression}})
     with tempfile.NamedTemporaryFile('w', suffix='.yml', delete=False) as handle:
@@ -66,6 +76,23 @@ def render_objects(variables, path):
     return len(objects)
 
 
+def cache_volumes(core, storage, name, count):
+    """A storage class of the benchmark's own and local volumes for the playbook's and the chart's claims."""
+    storage.create_storage_class(client.V1StorageClass(
+        metadata=client.V1ObjectMeta(name=name), provisioner='kubernetes.io/no-provisioner',
+        volume_binding_mode='WaitForFirstConsumer', reclaim_policy='Delete'))
+    volumes = []
+    for index in range(count):
+        volume = '%s-%d' % (name, index)
+        core.create_persistent_volume(client.V1PersistentVolume(
+            metadata=client.V1ObjectMeta(name=volume),
+            spec=client.V1PersistentVolumeSpec(
+                capacity={'storage': '300Gi'}, access_modes=['ReadWriteOnce'], storage_class_name=name,
+                host_path=client.V1HostPathVolumeSource(path='/tmp/' + volume))))
+        volumes.append(volume)
+    return volumes
+
+
 def timed(command, env):
     started = time.monotonic()
     proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False)
@@ -80,33 +107,34 @@ def playbook_result(proc):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--chart', default=os.environ.get('LLMSCALE_VLLM_STACK_CHART', DEFAULT_CHART))
     args = parser.parse_args()
-    # The kubectl built with the local cluster (scripts/benchmarks.sh puts it on PATH): same version as the API server.
-    kubectl = shutil.which('kubectl')
-    if not kubectl:
-        sys.exit('kubectl not found on PATH: run through `make benchmarks`, which uses the one built by `make tools`')
+    # The kubectl and helm built with the local cluster (scripts/benchmarks.sh puts them on PATH).
+    kubectl, helm = shutil.which('kubectl'), shutil.which('helm')
+    if not kubectl or not helm:
+        sys.exit('kubectl and helm must be on PATH: run through `make benchmarks`, which uses the ones `make tools` builds')
+    if not os.path.isfile(args.chart):
+        sys.exit('the peer chart %s is missing (set --chart or LLMSCALE_VLLM_STACK_CHART)' % args.chart)
     kubeconfig = cluster_kubeconfig()
     api = config.new_client_from_config(config_file=kubeconfig)
-    core = client.CoreV1Api(api)
+    core, storage = client.CoreV1Api(api), client.StorageV1Api(api)
     namespace = 'bench-' + uuid.uuid4().hex[:6]
-    kubectl_namespace = namespace + '-kubectl'
-    storage_class = 'llmscale-bench-cache'
-    volume = namespace + '-cache'
-    core.create_persistent_volume(client.V1PersistentVolume(
-        metadata=client.V1ObjectMeta(name=volume),
-        spec=client.V1PersistentVolumeSpec(
-            capacity={'storage': '300Gi'}, access_modes=['ReadWriteOnce'], storage_class_name=storage_class,
-            host_path=client.V1HostPathVolumeSource(path='/tmp/' + volume),
-            claim_ref=client.V1ObjectReference(namespace=namespace, name='vllm-server-model-cache'))))
+    kubectl_namespace, helm_namespace = namespace + '-kubectl', namespace + '-helm'
+    storage_class = namespace + '-cache'
+    volumes = cache_volumes(core, storage, storage_class, 3)
+    HELM_VALUES['servingEngineSpec']['modelSpec'][0]['storageClass'] = storage_class
     variables = {'llmscale_gpu_operator_enabled': False, 'llmscale_monitoring_enabled': False,
-                 'vllm_namespace': namespace, 'vllm_served_model_name': 'bench-model',
-                 'vllm_model_cache_storage_class': storage_class, 'vllm_gpus_per_node': 8}
+                 'vllm_namespace': namespace, 'vllm_served_model_name': 'bench-model', 'vllm_model': 'Qwen/Qwen3-0.6B',
+                 'vllm_model_cache_storage_class': storage_class, 'autoscaling_mode': 'prometheus_adapter'}
     env = ansible_env({'KUBECONFIG': kubeconfig, 'ANSIBLE_STDOUT_CALLBACK': 'ansible.builtin.json'})
     workdir = tempfile.mkdtemp(prefix='llmscale-bench-')
     try:
         vars_file = os.path.join(workdir, 'vars.json')
         with open(vars_file, 'w', encoding='utf-8') as handle:
             json.dump(variables, handle)
+        values_file = os.path.join(workdir, 'values.yaml')
+        with open(values_file, 'w', encoding='utf-8') as handle:
+            yaml.safe_dump(HELM_VALUES, handle)
         playbook = [os.path.join(VENV_BIN, 'ansible-playbook'), '-i', INVENTORY, '-e', '@' + vars_file,
                     os.path.join(REPO_ROOT, 'playbooks', 'serving.yml')]
         first = subprocess.run(playbook, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False)
@@ -123,17 +151,26 @@ def main():
         objects_file = os.path.join(workdir, 'objects.yaml')
         count = render_objects(dict(variables, vllm_namespace=kubectl_namespace), objects_file)
         apply = [kubectl, '--kubeconfig', kubeconfig, 'apply', '--server-side', '--field-manager', FIELD_MANAGER,
-                 '-f', objects_file]
+                 '--force-conflicts', '-f', objects_file]
         _seconds, proc = timed(apply, env)
         if proc.returncode != 0:
             raise RuntimeError('first kubectl apply failed: ' + proc.stderr)
-        playbook_s, kubectl_s = [], []
+        upgrade = [helm, '--kubeconfig', kubeconfig, 'upgrade', '--install', 'bench', args.chart, '--namespace',
+                   helm_namespace, '--create-namespace', '-f', values_file]
+        _seconds, proc = timed(upgrade, env)
+        if proc.returncode != 0:
+            raise RuntimeError('first helm upgrade --install failed: ' + proc.stderr)
+        playbook_s, kubectl_s, helm_s = [], [], []
         for _round in range(args.rounds):
             seconds, proc = timed(playbook, env)
             result = playbook_result(proc)
             if result.rc != 0 or result.changed != 0:
                 raise RuntimeError('the re-run was not a no-change run: ' + result.describe())
             playbook_s.append(seconds)
+            seconds, proc = timed(upgrade, env)
+            if proc.returncode != 0:
+                raise RuntimeError('helm upgrade failed: ' + proc.stderr)
+            helm_s.append(seconds)
             seconds, proc = timed(apply, env)
             if proc.returncode != 0:
                 raise RuntimeError('kubectl apply failed: ' + proc.stderr)
@@ -141,14 +178,20 @@ def main():
             if 'created' in proc.stdout:
                 raise RuntimeError('the kubectl re-run created objects: ' + proc.stdout)
             kubectl_s.append(seconds)
+        medians = {name: statistics.median(values) for name, values in
+                   (('playbook', playbook_s), ('helm', helm_s), ('kubectl', kubectl_s))}
         report = {
-            'what': 'no-change re-run of playbooks/serving.yml vs kubectl apply --server-side of the same objects',
-            'objects': count, 'rounds': args.rounds,
-            'playbook_seconds': [round(s, 3) for s in playbook_s],
-            'kubectl_seconds': [round(s, 3) for s in kubectl_s],
-            'playbook_median_s': round(statistics.median(playbook_s), 3),
-            'kubectl_median_s': round(statistics.median(kubectl_s), 3),
-            'ratio_playbook_over_kubectl': round(statistics.median(playbook_s) / statistics.median(kubectl_s), 1),
+            'what': 'no-change re-run of playbooks/serving.yml vs helm upgrade --install of vLLM production-stack '
+                    '(one model) vs kubectl apply --server-side of the same objects',
+            'objects': count, 'rounds': args.rounds, 'chart': os.path.basename(args.chart),
+            'playbook_seconds': [round(value, 3) for value in playbook_s],
+            'helm_seconds': [round(value, 3) for value in helm_s],
+            'kubectl_seconds': [round(value, 3) for value in kubectl_s],
+            'playbook_median_s': round(medians['playbook'], 3),
+            'helm_median_s': round(medians['helm'], 3),
+            'kubectl_median_s': round(medians['kubectl'], 3),
+            'ratio_playbook_over_helm': round(medians['playbook'] / medians['helm'], 2),
+            'ratio_playbook_over_kubectl': round(medians['playbook'] / medians['kubectl'], 2),
             'kubectl': json.loads(subprocess.run([kubectl, 'version', '--client', '-o', 'json'], capture_output=True,
                                                  text=True, check=True).stdout)['clientVersion']['gitVersion'],
             'cpus': os.cpu_count(),
@@ -161,9 +204,13 @@ def main():
             json.dump(report, handle, indent=2)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-        for name in (namespace, kubectl_namespace):
+        subprocess.run([helm, '--kubeconfig', kubeconfig, 'uninstall', 'bench', '--namespace', helm_namespace],
+                       capture_output=True, check=False)
+        for name in (namespace, kubectl_namespace, helm_namespace):
             delete_if_present(core.delete_namespace, name)
-        core.delete_persistent_volume(volume)
+        for volume in volumes:
+            delete_if_present(core.delete_persistent_volume, volume)
+        delete_if_present(storage.delete_storage_class, storage_class)
         api.close()
 
 

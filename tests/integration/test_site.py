@@ -1,8 +1,8 @@
 """The main job (`make site`): playbooks/site.yml with inventories/local on the local cluster.
 
 The node plays match no hosts there (the GPU nodes are simulated); the serving
-stack is applied for real and the vLLM Deployment must become Available on a
-simulated GPU node with its model cache bound to that node's local volume.
+stack is applied for real and the vLLM StatefulSet must roll out on a simulated
+GPU node with its replica's model cache bound to a local volume of that node.
 """
 from kubernetes import client
 
@@ -18,15 +18,21 @@ def test_site_serves_vllm_on_a_gpu_node_and_reruns_without_changes(kubeconfig, a
     assert first.rc == 0, first.describe()
 
     apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
-    deployment = apps.read_namespaced_deployment('vllm-server', NAMESPACE)
-    assert deployment.status.available_replicas == deployment.spec.replicas >= 1
+    statefulset = apps.read_namespaced_stateful_set('vllm-server', NAMESPACE)
+    assert statefulset.status.ready_replicas == statefulset.spec.replicas >= 1
     pods = core.list_namespaced_pod(NAMESPACE, label_selector='app.kubernetes.io/name=vllm').items
     assert pods and all(pod.spec.node_name.startswith('gpu-node-') for pod in pods)
-    claim = core.read_namespaced_persistent_volume_claim('vllm-server-model-cache', NAMESPACE)
-    assert claim.status.phase == 'Bound'
-    volume = core.read_persistent_volume(claim.spec.volume_name)
-    affinity = volume.spec.node_affinity.required.node_selector_terms[0].match_expressions[0]
-    assert affinity.values == [pods[0].spec.node_name]
+    for pod in pods:
+        claim = core.read_namespaced_persistent_volume_claim('model-cache-' + pod.metadata.name, NAMESPACE)
+        assert claim.status.phase == 'Bound'
+        volume = core.read_persistent_volume(claim.spec.volume_name)
+        affinity = volume.spec.node_affinity.required.node_selector_terms[0].match_expressions[0]
+        assert affinity.values == [pod.spec.node_name]
+    # One summary a person reads, at the end of the run.
+    (summary,) = [result['msg'] for result in first.results_of('Summarize what serves')]
+    assert summary[0].startswith("Serving Qwen/Qwen3-0.6B as 'qwen3-0.6b'")
+    assert summary[1] == 'Inside the cluster: http://vllm-server.llm-serving.svc:80/v1'
+    assert 'GPU Operator: llmscale_gpu_operator_enabled is false' in summary[-1]
 
     second = run_playbook('playbooks/site.yml', inventory=INVENTORY, env=env)
     assert second.rc == 0, second.describe()

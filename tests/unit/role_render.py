@@ -15,8 +15,8 @@ import yaml
 from helpers import run_playbook  # pylint: disable=import-error
 
 
-def render(role, tasks_from, cases, facts):
-    """cases: list of dicts of variables; facts: names of the facts to return.
+def render(role, tasks_from, cases, facts, cli_vars=None):
+    """cases: list of dicts of variables; facts: names of the facts to return; cli_vars: `-e name=text` for all.
 
     Returns (result, [{fact: value}, ...]) with one dict per case; a case
     that failed has no facts and the result says why.
@@ -37,7 +37,7 @@ def render(role, tasks_from, cases, facts):
         yaml.safe_dump(plays, handle)
         path = handle.name
     try:
-        result = run_playbook(path)
+        result = run_playbook(path, cli_vars=cli_vars)
     finally:
         os.unlink(path)
     rendered = []

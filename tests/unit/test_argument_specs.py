@@ -26,13 +26,21 @@ def load_yaml(path):
         return yaml.safe_load(handle)
 
 
+def prefixes(role_name):
+    """The internal _common role holds the collection-wide llmscale_* variables and the inputs of its task files."""
+    return ('llmscale_', '_common_') if role_name == '_common' else (role_name + '_',)
+
+
 def spec_drift(role_dir, role_name):
     """Return a list of human-readable disagreements between defaults and the argument spec."""
     problems = []
     specs = load_yaml(os.path.join(role_dir, 'meta', 'argument_specs.yml'))
     if not specs or 'main' not in (specs.get('argument_specs') or {}):
         return ['meta/argument_specs.yml is missing or has no "main" entry point']
-    options = specs['argument_specs']['main'].get('options') or {}
+    # Every entry point's options: a task file's inputs (tasks_from) are declared in its own entry point.
+    options = {}
+    for entry_point in specs['argument_specs'].values():
+        options.update(entry_point.get('options') or {})
     defaults = load_yaml(os.path.join(role_dir, 'defaults', 'main.yml')) or {}
 
     for name in sorted(set(defaults) - set(options)):
@@ -49,8 +57,8 @@ def spec_drift(role_dir, role_name):
         if 'type' not in option:
             problems.append('%s has no type' % name)
     for name in sorted(set(defaults) | set(options)):
-        if not name.startswith(role_name + '_'):
-            problems.append('%s is not prefixed with the role name %s_' % (name, role_name))
+        if not name.startswith(prefixes(role_name)):
+            problems.append('%s is not prefixed with %s' % (name, ' or '.join(prefixes(role_name))))
     return problems
 
 

@@ -15,7 +15,7 @@ import yaml
 
 from serving_render import kubernetes_schema_version, render_cases, validation_messages  # pylint: disable=import-error
 
-FACTS = ['__autoscaling_object', '__autoscaling_adapter_values']
+FACTS = ['__autoscaling_plan', '__autoscaling_adapter_values']
 BASE_VARS = {'vllm_served_model_name': 'qwen3-8b', 'vllm_namespace': 'llm-serving', 'vllm_name': 'vllm-server'}
 BEHAVIOR = {
     'scaleUp': {'stabilizationWindowSeconds': 60, 'selectPolicy': 'Max',
@@ -27,10 +27,11 @@ BEHAVIOR = {
 
 # Rendered in one ansible-playbook run: (name, variables over BASE_VARS).
 CASES = [
-    ('queue', {}),
+    ('queue', {'autoscaling_mode': 'prometheus_adapter'}),
     ('resource-cost', {'autoscaling_mode': 'resource', 'autoscaling_profile': 'cost', 'autoscaling_max_replicas': 6}),
-    ('queue-cost', {'autoscaling_profile': 'cost', 'autoscaling_max_replicas': 6}),
-    ('keda', {'autoscaling_mode': 'keda'}),
+    ('queue-cost', {'autoscaling_mode': 'prometheus_adapter', 'autoscaling_profile': 'cost', 'autoscaling_max_replicas': 6}),
+    ('keda', {}),
+    ('none', {'autoscaling_mode': 'none'}),
 ]
 
 
@@ -38,7 +39,7 @@ CASES = [
 def rendered():
     """{case name: (autoscaler object, prometheus-adapter values)}."""
     results = render_cases('autoscaling', [dict(BASE_VARS, **variables) for _name, variables in CASES], FACTS)
-    return {name: (facts['__autoscaling_object'], facts['__autoscaling_adapter_values'])
+    return {name: ((facts['__autoscaling_plan']['objects'] or [None])[0], facts['__autoscaling_adapter_values'])
             for (name, _variables), facts in zip(CASES, results)}
 
 
@@ -52,7 +53,7 @@ def test_queue_hpa_scales_on_waiting_requests_per_pod(queue_mode):
     kubernetes_validate.validate(hpa, kubernetes_schema_version(), strict=True)
     assert hpa['apiVersion'] == 'autoscaling/v2'
     spec = hpa['spec']
-    assert spec['scaleTargetRef'] == {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'name': 'vllm-server'}
+    assert spec['scaleTargetRef'] == {'apiVersion': 'apps/v1', 'kind': 'StatefulSet', 'name': 'vllm-server'}
     assert (spec['minReplicas'], spec['maxReplicas']) == (1, 4)
     assert spec['metrics'] == [{'type': 'Pods', 'pods': {
         'metric': {'name': 'vllm_num_requests_waiting'},
@@ -84,6 +85,15 @@ def test_keda_scaled_object_queries_the_served_model(rendered):
     assert trigger['metadata']['threshold'] == '5'
     assert trigger['metadata']['serverAddress'] == 'http://kube-prometheus-stack-prometheus.monitoring.svc:9090'
     assert trigger['metadata']['query'] == 'sum(vllm:num_requests_waiting{namespace="llm-serving",model_name="qwen3-8b"})'
+
+
+def test_mode_none_renders_no_autoscaler_but_still_prunes_ours(rendered):
+    scaled, _values = rendered['none']
+    assert scaled is None
+    results = render_cases('autoscaling', [dict(BASE_VARS, autoscaling_mode='none')], FACTS)
+    (prune,) = results[0]['__autoscaling_plan']['prune']
+    assert prune['label_selector'] == 'llmscale.io/owner=autoscaling.vllm-server'
+    assert {kind['kind'] for kind in prune['kinds']} == {'HorizontalPodAutoscaler', 'ScaledObject'}
 
 
 def test_adapter_values_expose_only_the_vllm_queue_rule(queue_mode):
@@ -148,12 +158,13 @@ def test_promtool_check_fails_on_a_wrong_expectation(tmp_path):
 
 @pytest.mark.parametrize('overrides, variable', [
     ({'autoscaling_min_replicas': 3, 'autoscaling_max_replicas': 2}, 'autoscaling_min_replicas'),
-    ({'autoscaling_min_replicas': 0}, 'autoscaling_min_replicas'),
+    ({'autoscaling_mode': 'resource', 'autoscaling_min_replicas': 0}, 'autoscaling_min_replicas'),
+    ({'autoscaling_max_replicas': '4x'}, 'autoscaling_max_replicas'),
     ({'autoscaling_profile': 'cost', 'autoscaling_min_replicas': 3, 'autoscaling_max_replicas': 5}, 'autoscaling_cost_max_replicas'),
     ({'autoscaling_mode': 'cpu'}, 'autoscaling_mode'),
     ({'autoscaling_scale_down_period_seconds': 3600}, 'autoscaling_scale_'),
     ({'autoscaling_cpu_target_utilization': 0}, 'autoscaling_*_target_utilization'),
 ])
 def test_bad_variables_fail_naming_the_variable(overrides, variable):
-    # Not keda mode: only then does the check read the cluster (KEDA's CRD, tested in tests/integration).
+    # The pure checks only: KEDA's CRD is looked for in the cluster by tasks/plan.yml (tests/integration).
     assert variable in validation_messages('autoscaling', dict(BASE_VARS, **overrides))

@@ -8,15 +8,25 @@ import pytest
 
 from serving_render import kubernetes_schema_version, render_cases, validation_messages  # pylint: disable=import-error
 
-FACTS = ['__network_policy_objects', '__network_policy_download_object']
+FACTS = ['__network_policy_plan']
 
 
 @pytest.fixture(scope='module')
 def policies():
     """({name: policy}, download policy), for the vllm role's namespace and port."""
     (facts,) = render_cases('network_policy', [{'vllm_namespace': 'llm-serving', 'vllm_port': 8000}], FACTS)
-    policies = {obj['metadata']['name']: obj for obj in facts['__network_policy_objects']}
-    return policies, facts['__network_policy_download_object']
+    policies = {obj['metadata']['name']: obj for obj in facts['__network_policy_plan']['objects']}
+    return policies, policies.pop('allow-vllm-model-download')
+
+
+def test_a_prewarmed_cache_drops_the_download_exception():
+    (facts,) = render_cases('network_policy', [{'vllm_namespace': 'llm-serving', 'vllm_model_cache_prewarmed': 'true'}],
+                            FACTS)
+    names = {obj['metadata']['name'] for obj in facts['__network_policy_plan']['objects']}
+    assert names == {'default-deny-all', 'allow-vllm-ingress', 'allow-dns-egress'}
+    # The exception applied by an earlier run is pruned: it carries the owner label the plan prunes by.
+    (prune,) = facts['__network_policy_plan']['prune']
+    assert prune['label_selector'] == 'llmscale.io/owner=network_policy.llm-serving'
 
 
 def test_policies_are_valid_for_the_cluster_version(policies):

@@ -12,7 +12,7 @@ import pytest
 from serving_render import kubernetes_schema_version, render_cases, validation_messages  # pylint: disable=import-error
 
 BASE_VARS = {'vllm_served_model_name': 'qwen3-8b', 'vllm_gpus_per_node': 8}
-FACTS = ['__vllm_namespace_object', '__vllm_objects']
+FACTS = ['__vllm_plan']
 
 
 # Rendered in one ansible-playbook run: (name, variables over BASE_VARS).
@@ -24,6 +24,7 @@ CASES = [
     ('tls', {'vllm_ingress_host': 'llm.example.com', 'vllm_ingress_tls_secret': 'llm-tls', 'vllm_ingress_class': 'internal'}),
     ('no-ingress', {'vllm_ingress_enabled': False}),
     ('startup-95s', {'vllm_startup_timeout_seconds': 95, 'vllm_probe_period_seconds': 10}),
+    ('shared-cache', {'vllm_model_cache_access_modes': ['ReadWriteMany'], 'vllm_model_cache_storage_class': 'nfs'}),
 ]
 
 
@@ -33,7 +34,7 @@ def rendered():
     results = render_cases('vllm', [dict(BASE_VARS, **variables) for _name, variables in CASES], FACTS)
     cases = {}
     for (name, _variables), facts in zip(CASES, results):
-        objects = [facts['__vllm_namespace_object']] + facts['__vllm_objects']
+        objects = facts['__vllm_plan']['objects']
         cases[name] = ({obj['kind']: obj for obj in objects}, objects)
     return cases
 
@@ -50,7 +51,7 @@ def _flag(args, name):
 
 def test_every_object_is_valid_for_the_cluster_version(rendered):
     assert set(rendered['default'][0]) == {
-        'Namespace', 'PersistentVolumeClaim', 'Service', 'Ingress', 'PodDisruptionBudget', 'Deployment'}
+        'Namespace', 'Service', 'Ingress', 'PodDisruptionBudget', 'StatefulSet'}
     for _kinds, objects in rendered.values():
         for obj in objects:
             kubernetes_validate.validate(obj, kubernetes_schema_version(), strict=True)
@@ -62,7 +63,7 @@ def test_namespace_enforces_restricted_pod_security(default_objects):
 
 
 def test_engine_settings_are_vllm_serve_arguments(default_objects):
-    container = default_objects[0]['Deployment']['spec']['template']['spec']['containers'][0]
+    container = default_objects[0]['StatefulSet']['spec']['template']['spec']['containers'][0]
     args = container['args']
     assert container['command'] == ['vllm', 'serve']
     assert args[0] == 'Qwen/Qwen3-8B'
@@ -80,7 +81,7 @@ def test_engine_settings_are_vllm_serve_arguments(default_objects):
 
 def test_gpus_are_tensor_times_pipeline_parallel_size(rendered):
     kinds, _objects = rendered['parallel']
-    container = kinds['Deployment']['spec']['template']['spec']['containers'][0]
+    container = kinds['StatefulSet']['spec']['template']['spec']['containers'][0]
     assert container['resources']['limits']['nvidia.com/gpu'] == '8'
     assert container['resources']['requests']['nvidia.com/gpu'] == '8'
     args = container['args']
@@ -93,7 +94,7 @@ def test_gpus_are_tensor_times_pipeline_parallel_size(rendered):
 
 
 def test_pod_security_context_is_restricted_with_writable_caches(default_objects):
-    pod = default_objects[0]['Deployment']['spec']['template']['spec']
+    pod = default_objects[0]['StatefulSet']['spec']['template']['spec']
     container = pod['containers'][0]
     assert pod['securityContext']['runAsNonRoot'] is True
     assert pod['securityContext']['runAsUser'] == 1000
@@ -112,12 +113,12 @@ def test_pod_security_context_is_restricted_with_writable_caches(default_objects
     assert mounts['/tmp'] == 'tmp' and 'emptyDir' in volumes['tmp']
     assert volumes['shm']['emptyDir'] == {'medium': 'Memory', 'sizeLimit': '16Gi'}
     assert mounts['/dev/shm'] == 'shm'
-    assert volumes['model-cache']['persistentVolumeClaim']['claimName'] == 'vllm-server-model-cache'
+    assert mounts['/models'] == 'model-cache' and 'model-cache' not in volumes
     assert pod['enableServiceLinks'] is False
 
 
 def test_probes_cover_model_load_and_shutdown_is_graceful(default_objects):
-    pod = default_objects[0]['Deployment']['spec']['template']['spec']
+    pod = default_objects[0]['StatefulSet']['spec']['template']['spec']
     container = pod['containers'][0]
     startup = container['startupProbe']
     assert startup['httpGet']['path'] == '/health'
@@ -125,11 +126,33 @@ def test_probes_cover_model_load_and_shutdown_is_graceful(default_objects):
     assert container['readinessProbe']['httpGet']['path'] == '/health'
     assert container['livenessProbe']['httpGet']['path'] == '/health'
     assert container['lifecycle']['preStop'] == {'sleep': {'seconds': 15}}
-    assert pod['terminationGracePeriodSeconds'] == 15 + 60
+    # vLLM drains for --shutdown-timeout after SIGTERM; the grace period covers preStop + drain + 10 s to exit.
+    assert _flag(container['args'], '--shutdown-timeout') == '60'
+    assert pod['terminationGracePeriodSeconds'] == 15 + 60 + 10
+
+
+def test_each_replica_gets_its_own_cache_claim_kept_when_it_scales_away(default_objects):
+    statefulset = default_objects[0]['StatefulSet']['spec']
+    (template,) = statefulset['volumeClaimTemplates']
+    assert template['metadata']['name'] == 'model-cache'
+    assert template['spec']['storageClassName'] == 'local-nvme'
+    assert template['spec']['accessModes'] == ['ReadWriteOnce']
+    assert statefulset['persistentVolumeClaimRetentionPolicy'] == {'whenDeleted': 'Retain', 'whenScaled': 'Retain'}
+    assert statefulset['podManagementPolicy'] == 'Parallel'
+
+
+def test_a_read_write_many_class_gets_one_shared_claim(rendered):
+    kinds, _objects = rendered['shared-cache']
+    assert kinds['PersistentVolumeClaim']['metadata']['name'] == 'vllm-server-model-cache'
+    assert kinds['PersistentVolumeClaim']['spec']['accessModes'] == ['ReadWriteMany']
+    pod = kinds['StatefulSet']['spec']['template']['spec']
+    volumes = {volume['name']: volume for volume in pod['volumes']}
+    assert volumes['model-cache']['persistentVolumeClaim']['claimName'] == 'vllm-server-model-cache'
+    assert 'volumeClaimTemplates' not in kinds['StatefulSet']['spec']
 
 
 def test_placement_requires_the_gpu_product_and_prefers_instance_type_and_spot(default_objects):
-    affinity = default_objects[0]['Deployment']['spec']['template']['spec']['affinity']['nodeAffinity']
+    affinity = default_objects[0]['StatefulSet']['spec']['template']['spec']['affinity']['nodeAffinity']
     required = affinity['requiredDuringSchedulingIgnoredDuringExecution']['nodeSelectorTerms']
     gpu_product = {'key': 'nvidia.com/gpu.product', 'operator': 'In', 'values': ['NVIDIA-H100-80GB-HBM3']}
     assert required == [{'matchExpressions': [gpu_product]}]
@@ -143,15 +166,15 @@ def test_service_is_not_named_vllm_and_targets_the_named_port(default_objects):
     service = default_objects[0]['Service']
     assert service['metadata']['name'] != 'vllm'
     assert service['spec']['ports'][0]['targetPort'] == 'http'
-    assert service['spec']['selector'] == default_objects[0]['Deployment']['spec']['selector']['matchLabels']
+    assert service['spec']['selector'] == default_objects[0]['StatefulSet']['spec']['selector']['matchLabels']
 
 
 def test_token_goes_to_the_pod_from_a_secret_and_offline_mode_drops_it(default_objects, rendered):
-    env = default_objects[0]['Deployment']['spec']['template']['spec']['containers'][0]['env']
+    env = default_objects[0]['StatefulSet']['spec']['template']['spec']['containers'][0]['env']
     token = next(item for item in env if item['name'] == 'HF_TOKEN')
     assert token['valueFrom']['secretKeyRef'] == {'name': 'vllm-hf-token', 'key': 'HF_TOKEN', 'optional': True}
     kinds, objects = rendered['prewarmed']
-    env = {item['name']: item for item in kinds['Deployment']['spec']['template']['spec']['containers'][0]['env']}
+    env = {item['name']: item for item in kinds['StatefulSet']['spec']['template']['spec']['containers'][0]['env']}
     assert env['HF_HUB_OFFLINE']['value'] == '1'
     assert 'HF_TOKEN' not in env
     # The rendered objects (all but the Secret, which main.yml applies under no_log) never hold the token.
@@ -170,7 +193,7 @@ def test_ingress_tls_and_disabled_ingress(rendered):
 
 def test_startup_probe_threshold_rounds_up(rendered):
     kinds, _objects = rendered['startup-95s']
-    probe = kinds['Deployment']['spec']['template']['spec']['containers'][0]['startupProbe']
+    probe = kinds['StatefulSet']['spec']['template']['spec']['containers'][0]['startupProbe']
     assert probe['failureThreshold'] == math.ceil(95 / 10)
 
 
@@ -181,8 +204,13 @@ def test_startup_probe_threshold_rounds_up(rendered):
     ({'vllm_gpu_memory_utilization': 0}, 'vllm_gpu_memory_utilization'),
     ({'vllm_gpu_memory_utilization': 1.2}, 'vllm_gpu_memory_utilization'),
     ({'vllm_service_name': 'vllm'}, 'vllm_service_name'),
-    ({'vllm_tensor_parallel_size': 8, 'vllm_pipeline_parallel_size': 2}, 'vllm_tensor_parallel_size'),
     ({'vllm_extra_args': ['--swap-space', '4']}, 'vllm_extra_args'),
+    ({'vllm_extra_args': ['--max_model_len=10']}, 'vllm_extra_args'),
+    ({'vllm_extra_args': ['--data-parallel-size', '2']}, 'vllm_extra_args'),
+    ({'vllm_replicas': 10000}, 'vllm_replicas'),
+    ({'vllm_replicas': 'many'}, 'vllm_replicas'),
+    ({'vllm_tensor_paralel_size': 2}, 'vllm_tensor_parallel_size'),
+    ({'vllm_namespace': 'LLM_Inference'}, 'vllm_namespace'),
     ({'vllm_extra_args': ['--port=9000']}, 'vllm_extra_args'),
     ({'vllm_dtype': 'fp4'}, 'vllm_dtype'),
     ({'vllm_ingress_tls_secret': 'tls'}, 'vllm_ingress_tls_secret'),

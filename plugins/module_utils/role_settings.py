@@ -1,0 +1,56 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, llmscale
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading the roles' argument specs: the one contract of every role's variables (used on the controller)."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import difflib
+import os
+
+import yaml
+
+COLLECTION_ROLES_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'roles'))
+
+_SPEC_CACHE = {}
+
+
+def load_argument_specs(roles_dir):
+    """{role: {entry point: spec}} of every role under roles_dir, read once per process."""
+    if roles_dir not in _SPEC_CACHE:
+        specs = {}
+        for role in sorted(os.listdir(roles_dir)):
+            path = os.path.join(roles_dir, role, 'meta', 'argument_specs.yml')
+            if os.path.isfile(path):
+                with open(path) as handle:
+                    specs[role] = (yaml.safe_load(handle) or {}).get('argument_specs', {})
+        _SPEC_CACHE[roles_dir] = specs
+    return _SPEC_CACHE[roles_dir]
+
+
+def prefix_of(role):
+    """The variable prefix of a role: its name, or llmscale_ for the internal _common role."""
+    return 'llmscale_' if role == '_common' else role + '_'
+
+
+def settings_fact_name(role):
+    """The fact holding a role's converted settings: __vllm, __autoscaling, ..., __common."""
+    return '__' + role.lstrip('_')
+
+
+def option_defaults(spec):
+    """{option: default} of one entry point's options that have a default."""
+    return dict((name, option['default']) for name, option in spec.get('options', {}).items() if 'default' in option)
+
+
+def unknown_variables(prefixes, declared, names):
+    """(name, suggestion or None) for each variable with one of the prefixes that no spec declares."""
+    declared = sorted(declared)
+    found = []
+    for name in sorted(names):
+        if not isinstance(name, str) or name in declared or not name.startswith(tuple(prefixes)):
+            continue
+        close = difflib.get_close_matches(name, declared, n=1, cutoff=0.75)
+        found.append((name, close[0] if close else None))
+    return found
