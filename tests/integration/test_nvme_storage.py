@@ -281,6 +281,7 @@ def test_forcing_names_the_disk_exactly_and_formats_without_discard(node, tmp_pa
     assert (fs['TYPE'], fs['LABEL']) == (fstype, LABEL)
     assert [m['target'] for m in mounts_of(disk)] == ['%s/%s' % (node.mount_root, fs['UUID'])]
     assert read_at(disk, marker_offset, MIB) == marker  # not discarded: a mistake stays recoverable
+    assert read_at(disk, GIB - 512, 8) != b'EFI PART'  # mkfs zeroed the end: no stale GPT to "restore"
 
 
 def test_interrupted_preparation_completes_on_the_next_run(node):
