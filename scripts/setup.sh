@@ -13,6 +13,7 @@ TEST_MODEL_PACKAGE_VERSION=0.1.0
 DEPENDENCY_COLLECTIONS=(kubernetes/core community/general ansible/posix containers/podman)
 APT_PACKAGES=(
   git rsync iproute2 util-linux xfsprogs lvm2 e2fsprogs   # disks and test hosts
+  fdisk                                                   # sfdisk: the GPT disks of the nvme_storage tests
   podman runc debootstrap uidmap slirp4netns              # Molecule containers
   prometheus                                              # promtool for alert rules
 )

@@ -1,11 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, llmscale
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure logic of the nvme_disks module: parse lsblk/blkid/pvs/fstab output,
-join /dev/disk/by-id names, and decide which disks may be formatted.
+"""Pure logic of the nvme_disks module: parse lsblk/blkid/pvs/dmsetup/fstab
+output, join /dev/disk/by-id names, judge sampled disk contents, and decide
+which disks may be formatted.
 
-Nothing here runs a command or touches a file: the module collects the raw
-output and hands it in, so every rule is unit-tested on recorded output.
+Nothing here runs a command or touches a file: nvme_disks_host.py declares
+the commands, reads the host and hands the raw output in, so every rule is
+unit-tested on recorded output.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -38,25 +40,32 @@ REASON_CHILDREN = 'has partitions or holders'
 REASON_PARTITION_TABLE = 'has a partition table'
 REASON_SIGNATURE = 'carries a signature'
 REASON_TOO_SMALL = 'is below the minimum size'
-ABSOLUTE_REASONS = (REASON_SYSTEM, REASON_MOUNTED, REASON_READ_ONLY, REASON_PROBE_FAILED)
+# blkid knows signatures only; these come from reading the disk itself.
+REASON_GPT_BACKUP = 'has a GPT backup header at its end'
+REASON_DATA = 'holds data (non-zero bytes where a blank disk reads zeros)'
+REASON_UNREADABLE = 'could not be read'
+ABSOLUTE_REASONS = (REASON_SYSTEM, REASON_MOUNTED, REASON_READ_ONLY, REASON_PROBE_FAILED, REASON_UNREADABLE)
+
+# Content sampling: a factory-new or discarded NVMe disk reads zeros
+# everywhere. The first and last MiB hold every partition table, superblock
+# and RAID/LVM/LUKS header; 4 KiB samples every 128 MiB (ext4's block group
+# with 4 KiB blocks, so its backup superblocks are hit) and at every power of
+# two MiB (1 KiB-block ext4 groups, xfs allocation groups) find the rest.
+EDGE_BYTES = 1024 * 1024
+SAMPLE_BYTES = 4096
+SPREAD_STRIDE_BYTES = 128 * 1024 * 1024
+MAX_SPREAD_SAMPLES = 32768  # 128 MiB read at most, however large the disk
+# The GPT backup header is the last logical block: 512 or 4096 bytes.
+GPT_SIGNATURE = b'EFI PART'
+LOGICAL_BLOCK_SIZES = (512, 4096)
+# Where a filesystem's exact name is asked for, never a pattern.
+PATTERN_CHARACTERS = '*?['
+# mkfs label marking a filesystem the role made (xfs labels hold 12 bytes).
+MAX_LABEL_BYTES = 12
 
 
 class NvmeDisksError(Exception):
     """Output that cannot be trusted: the module fails instead of guessing."""
-
-
-def lsblk_command(lsblk_bin):
-    """The lsblk call whose output parse_lsblk reads (sizes in bytes, children nested)."""
-    return [lsblk_bin, '--json', '--bytes', '--tree', '--output', ','.join(LSBLK_COLUMNS)]
-
-
-def blkid_command(blkid_bin, device):
-    """Low-level probe of one device: reads the superblocks, not udev or the blkid cache."""
-    return [blkid_bin, '--probe', '--output', 'export', device]
-
-
-def pvs_command(pvs_bin):
-    return [pvs_bin, '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', 'pv_name,vg_name,pv_size']
 
 
 def _flag(value):
@@ -178,6 +187,62 @@ def parse_fstab(text):
     return entries
 
 
+def parse_dmsetup_version(rc, stdout, stderr=''):
+    """dmsetup version -> True when the kernel's device-mapper answers (LVM can activate volumes)."""
+    return rc == 0 and any(line.startswith('Driver version:') for line in stdout.splitlines())
+
+
+def sample_regions(size_bytes):
+    """Byte ranges (offset, length) to read to tell a blank disk from one holding data, in order."""
+    if size_bytes <= 0:
+        return []
+    regions = {0: min(EDGE_BYTES, size_bytes)}
+    end_start = max(size_bytes - EDGE_BYTES, 0)
+    regions[end_start] = size_bytes - end_start
+    stride = SPREAD_STRIDE_BYTES
+    while size_bytes // stride > MAX_SPREAD_SAMPLES:
+        stride += SPREAD_STRIDE_BYTES
+    offsets = set(range(stride, end_start, stride))
+    power = 2 * EDGE_BYTES
+    while power < end_start:
+        offsets.add(power)
+        power *= 2
+    for offset in offsets:
+        regions.setdefault(offset, min(SAMPLE_BYTES, end_start - offset))
+    return sorted(regions.items())
+
+
+def inspect_contents(size_bytes, samples):
+    """Judge what was read: samples {offset: bytes} as read from sample_regions(size_bytes).
+
+    Returns {'gpt_backup': bool, 'nonzero_offsets': [...], 'regions': n, 'bytes_read': n}.
+    """
+    nonzero, gpt_backup, bytes_read = [], False, 0
+    for offset, data in sorted(samples.items()):
+        bytes_read += len(data)
+        if data.count(b'\0') != len(data):
+            nonzero.append(offset)
+        for block in LOGICAL_BLOCK_SIZES:
+            start = size_bytes - block - offset
+            if 0 <= start and data[start:start + len(GPT_SIGNATURE)] == GPT_SIGNATURE:
+                gpt_backup = True
+    return {'gpt_backup': gpt_backup, 'nonzero_offsets': nonzero, 'regions': len(samples), 'bytes_read': bytes_read}
+
+
+def content_reasons(contents):
+    """Refusal reasons from inspect_contents' verdict; an exception (read failed) refuses too."""
+    if contents is None:
+        return []
+    if isinstance(contents, Exception):
+        return [REASON_UNREADABLE]
+    reasons = []
+    if contents['gpt_backup']:
+        reasons.append(REASON_GPT_BACKUP)
+    if contents['nonzero_offsets']:
+        reasons.append(REASON_DATA)
+    return reasons
+
+
 def by_id_index(links):
     """{by-id name: resolved device path} -> {device path: sorted by-id names}."""
     index = {}
@@ -209,25 +274,47 @@ def unmatched_patterns(disks, allowlist):
     return [pattern for pattern in allowlist if not any(fnmatch.fnmatchcase(name, pattern) for name in names)]
 
 
-def force_outside_allowlist(force, allowlist):
-    """`force` entries that no allowlist pattern matches: force never widens the selection."""
-    return [name for name in force if not matches(name, allowlist)]
+def disk_names(disk):
+    """The exact names `force` may use for a disk: its by-id names and its serial."""
+    return list(disk['by_id']) + ([disk['serial']] if disk.get('serial') else [])
 
 
-def _managed(disk, signature, fstab, mount_root, fstype, lvm_vg, pv_owners):
-    """Whether this disk already carries what the role made: re-runs keep it, never reformat it."""
+def force_patterns(force):
+    """`force` entries that look like patterns: forcing names one disk exactly, never a group."""
+    return [entry for entry in force if any(char in entry for char in PATTERN_CHARACTERS)]
+
+
+def force_unmatched(force, disks, allowlist):
+    """`force` entries that name no allowlisted disk (by-id name or serial): force never widens the selection."""
+    names = set(name for disk in candidates(disks, allowlist) for name in disk_names(disk))
+    return [entry for entry in force if entry not in names]
+
+
+def _managed(disk, signature, fstab, mount_root, fstype, lvm_vg, pv_owners, label):
+    """Whether this disk already carries what the role made: re-runs keep it, never reformat it.
+
+    The role's filesystems carry its mkfs label: one that is neither mounted
+    nor in fstab is a preparation interrupted between mkfs and mount, which
+    the run resumes.
+    """
     if lvm_vg:
         return signature.get('TYPE') == 'LVM2_member' and pv_owners.get(disk['path']) == lvm_vg
     uuid = signature.get('UUID')
     if signature.get('TYPE') != fstype or not uuid:
         return False
     path = mount_root.rstrip('/') + '/' + uuid
+    mounts = disk['descendant_mountpoints']
+    if mounts:
+        return set(mounts) == {path}
     in_fstab = any(entry['path'] == path and entry['src'] == 'UUID=' + uuid for entry in fstab)
-    return set(disk['descendant_mountpoints']) == {path} or (in_fstab and not disk['descendant_mountpoints'])
+    return in_fstab or bool(label and signature.get('LABEL') == label)
 
 
-def refusal_reasons(disk, signature, probe_error, min_size_bytes):
-    """Why a disk must not be formatted, most serious first; [] for a blank disk."""
+def refusal_reasons(disk, signature, probe_error, min_size_bytes, contents=None):
+    """Why a disk must not be formatted, most serious first; [] for a blank disk.
+
+    contents: inspect_contents' verdict (or the read error) for a disk blkid found nothing on.
+    """
     reasons = []
     mounts = disk['descendant_mountpoints']
     if any(point in SYSTEM_MOUNTPOINTS for point in mounts):
@@ -244,21 +331,33 @@ def refusal_reasons(disk, signature, probe_error, min_size_bytes):
         reasons.append(REASON_PARTITION_TABLE)
     if disk['fstype'] or signature.get('TYPE'):
         reasons.append(REASON_SIGNATURE)
+    reasons.extend(content_reasons(contents))
     if disk['size_bytes'] < min_size_bytes:
         reasons.append(REASON_TOO_SMALL)
     return reasons
 
 
+def needs_contents(disk, probe):
+    """Whether a disk's contents must be read: blkid found nothing on it (and could read it)."""
+    return probe == {} and not disk['fstype'] and not disk['pttype']
+
+
 def classify(disks, probes, allowlist, force, min_size_bytes, mount_root, fstype,
-             fstab=None, lvm_vg=None, pv_owners=None):
+             fstab=None, lvm_vg=None, pv_owners=None, contents=None, label=None):
     """Decide, for every allowlisted disk, what the role may do with it.
 
     probes: {device path: blkid values, or an NvmeDisksError when blkid failed}.
+    contents: {device path: inspect_contents() verdict, or the exception
+    reading raised}, for the disks needs_contents() named; a disk blkid found
+    nothing on and whose contents were not read is refused as unreadable.
+    label: the mkfs label the role marks its filesystems with.
+    force: exact by-id names or serials.
     Returns {'selected': [...], 'refused': [...]}; each disk gets
     `status` (blank: format it; forced: format over what is there, `force`
     named it; managed: made by this role, keep it; refused: leave it alone)
     and `reasons`.
     """
+    contents = contents or {}
     selected, refused = [], []
     for disk in candidates(disks, allowlist):
         probe = probes.get(disk['path'], {})
@@ -268,12 +367,18 @@ def classify(disks, probes, allowlist, force, min_size_bytes, mount_root, fstype
                       uuid=signature.get('UUID') or disk['uuid'],
                       pttype=signature.get('PTTYPE') or disk['pttype'],
                       probe_error=probe_error)
-        reasons = refusal_reasons(disk, signature, probe_error, min_size_bytes)
-        if not probe_error and _managed(disk, signature, fstab or [], mount_root, fstype, lvm_vg, pv_owners or {}):
+        verdict = None
+        if needs_contents(disk, probe):
+            verdict = contents.get(disk['path'], NvmeDisksError('contents were not read'))
+        if verdict is not None and not isinstance(verdict, Exception):
+            result['contents'] = verdict
+        reasons = refusal_reasons(disk, signature, probe_error, min_size_bytes, verdict)
+        if not probe_error and _managed(disk, signature, fstab or [], mount_root, fstype, lvm_vg, pv_owners or {},
+                                        label):
             result.update(status='managed', reasons=[])
         elif not reasons:
             result.update(status='blank', reasons=[])
-        elif any(name in force for name in disk['by_id']) and not set(reasons) & set(ABSOLUTE_REASONS):
+        elif any(name in force for name in disk_names(disk)) and not set(reasons) & set(ABSOLUTE_REASONS):
             result.update(status='forced', reasons=reasons)
         else:
             result.update(status='refused', reasons=reasons)

@@ -15,13 +15,22 @@ description:
   - Reads the block devices with C(lsblk --json), joins their C(/dev/disk/by-id) names,
     and probes every disk an allowlist pattern matches with C(blkid --probe), which reads the
     superblocks themselves (lsblk alone reports no filesystem where udev does not run).
+  - A disk blkid finds nothing on is read as well, and counts as blank only when it has no GPT
+    backup header in its last logical block (C(EFI PART)) and reads zeros in its first and last MiB
+    and in 4 KiB samples every 128 MiB and at every power of two MiB (a factory-new or discarded
+    NVMe disk reads zeros). An ext4 whose first MiB was zeroed, a raw tar stream or a GPT whose
+    primary header is gone are refused.
   - Selects disks only by by-id name. A selected disk is C(blank) (format it), C(managed)
     (it carries what the nvme_storage role made, so keep it), C(forced) (O(force) names it) or
-    C(refused) (mounted, system disk, partitions, a signature, too small, read-only, unreadable).
+    C(refused) (mounted, system disk, partitions, a signature, a GPT backup header, data, too small,
+    read-only, unreadable).
+  - A filesystem of type O(fstype) with label O(label), neither mounted nor in O(fstab), is
+    C(managed), since the role made it and was interrupted before mounting it; the run resumes.
   - Mounted, read-only, unreadable and system disks stay refused even when O(force) names them.
-  - Optionally describes block devices after they were formatted (O(volumes)) and checks that
-    LVM logical volumes fit the volume group over the selected disks (O(lvm_volumes)).
-  - Changes nothing.
+  - Optionally describes block devices after they were formatted (O(volumes)), checks that
+    LVM logical volumes fit the volume group over the selected disks (O(lvm_volumes)) and that the
+    kernel has device-mapper, and tries mount options on a scratch filesystem (O(test_mount_options)).
+  - Changes nothing that lasts.
 author:
   - llmscale platform team (@llmscale)
 options:
@@ -34,8 +43,10 @@ options:
     default: []
   force:
     description:
-      - Exact by-id names of disks to format even though they carry partitions, a signature or are
-        below O(min_size_bytes). Every entry must match an O(allowlist) pattern.
+      - Disks to format even though they carry partitions, a signature, a GPT backup header or data,
+        or are below O(min_size_bytes), each named exactly by one of its by-id names or its serial.
+        Patterns (C(*), C(?), C([)) are rejected; forcing names one disk, never a group.
+      - An entry naming no disk the O(allowlist) selects is listed in RV(force_unmatched).
     type: list
     elements: str
     default: []
@@ -53,6 +64,19 @@ options:
     description: The filesystem the role makes; a disk carrying it, mounted or listed in O(fstab) under O(mount_root), is C(managed).
     type: str
     default: xfs
+  label:
+    description:
+      - The filesystem label the nvme_storage role gives its filesystems at mkfs (at most 12 bytes,
+        the xfs limit). A disk carrying it is the role's own and is never refused nor reformatted.
+    type: str
+    default: llmscale
+  test_mount_options:
+    description:
+      - Mount options to try on a scratch O(fstype) filesystem (a sparse 512 MiB file under the
+        module's temporary directory, loop-mounted, unmounted and deleted at once), so that a typo
+        fails before any disk is formatted. The result is in RV(mount_options).
+      - Runs in check mode too; needs C(mkfs.<fstype>) and C(mount), else RV(mount_options.checked) is false.
+    type: str
   mount_root:
     description: Where the role mounts volumes, each at C(<mount_root>/<filesystem UUID>).
     type: path
@@ -86,7 +110,9 @@ options:
     elements: path
     default: []
 notes:
-  - Runs C(lsblk), C(blkid) and, in LVM mode, C(pvs). Supports check mode (it only reads).
+  - Runs C(lsblk), C(blkid) and, in LVM mode, C(pvs) and C(dmsetup version), through the collection's
+    command runner; reads sampled regions of every candidate disk blkid finds nothing on.
+  - Supports check mode; it only reads (and mounts a scratch file for O(test_mount_options)).
 seealso:
   - module: community.general.filesystem
   - module: ansible.posix.mount
@@ -130,7 +156,8 @@ disks:
 selected:
   description:
     - Allowlisted disks the role may use, with C(status) C(blank), C(forced) or C(managed);
-      C(fstype), C(uuid) and C(pttype) come from the blkid probe.
+      C(fstype), C(uuid) and C(pttype) come from the blkid probe; C(contents) (what was read of a disk
+      blkid found nothing on) has C(gpt_backup), C(nonzero_offsets), C(regions) and C(bytes_read).
   returned: always
   type: list
   elements: dict
@@ -150,16 +177,52 @@ refused:
       by_id: [nvme-SAMSUNG_MZWLO3T8HCLS-00A07_S6UENA0W700001]
       status: refused
       reasons: [holds a system filesystem, is mounted, has partitions or holders]
+    - path: /dev/nvme2n1
+      by_id: [nvme-SAMSUNG_MZWLO3T8HCLS-00A07_S6UENA0W700003]
+      status: refused
+      reasons: [has a GPT backup header at its end, holds data (non-zero bytes where a blank disk reads zeros)]
+      contents: {gpt_backup: true, nonzero_offsets: [3840754933760], regions: 28644, bytes_read: 119365632}
 unmatched_allowlist:
   description: Allowlist patterns that match no by-id name on this machine.
   returned: always
   type: list
   elements: str
-force_outside_allowlist:
-  description: O(force) entries that no allowlist pattern matches.
+force_unmatched:
+  description: O(force) entries that are neither a by-id name nor the serial of a disk the O(allowlist) selects.
   returned: always
   type: list
   elements: str
+lvm:
+  description: LVM mode facts.
+  returned: when O(lvm_vg) is set
+  type: dict
+  contains:
+    tools:
+      description: Whether the LVM tools are installed.
+      type: bool
+    vg_exists:
+      description: Whether the volume group O(lvm_vg) exists (false on a fresh host).
+      type: bool
+    device_mapper:
+      description: Whether the kernel's device-mapper answers C(dmsetup version); null when dmsetup is not installed.
+      type: bool
+    plan:
+      description: Same as RV(lvm_plan).
+      type: dict
+mount_options:
+  description: The result of trying O(test_mount_options) on a scratch filesystem.
+  returned: when O(test_mount_options) is set
+  type: dict
+  contains:
+    tried:
+      description: The mount options tried.
+      type: str
+    checked:
+      description: Whether they could be tried (false when mkfs or mount is not installed).
+      type: bool
+    error:
+      description: What mount said when it refused them; null when they work.
+      type: str
 lvm_plan:
   description: Whether O(lvm_volumes) fit the volume group over the selected disks.
   returned: when O(lvm_vg) is set
@@ -193,34 +256,10 @@ ansible_facts:
       elements: dict
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.llmscale.gpu_serving.plugins.module_utils.nvme_disks import (
-    NvmeDisksError, blkid_command, by_id_index, classify, describe_volume, force_outside_allowlist,
-    lsblk_command, parse_blkid_export, parse_fstab, parse_lsblk, parse_pvs_json, plan_lvm, pvs_command,
-    unmatched_patterns, whole_disks, candidates)
-
-
-def read_by_id_links(directory):
-    if not os.path.isdir(directory):
-        return {}
-    return dict((name, os.path.realpath(os.path.join(directory, name))) for name in os.listdir(directory))
-
-
-def run(module, cmd, ok_rcs=(0,)):
-    rc, out, err = module.run_command(cmd)
-    if rc not in ok_rcs:
-        module.fail_json(msg='%s failed (rc=%s): %s' % (' '.join(cmd), rc, (err or out).strip()), rc=rc)
-    return rc, out, err
-
-
-def probe(module, blkid_bin, device):
-    rc, out, err = module.run_command(blkid_command(blkid_bin, device))
-    try:
-        return parse_blkid_export(rc, out, err)
-    except NvmeDisksError as error:
-        return error
+from ansible_collections.llmscale.gpu_serving.plugins.module_utils.command_runner import CommandError
+from ansible_collections.llmscale.gpu_serving.plugins.module_utils.nvme_disks import NvmeDisksError
+from ansible_collections.llmscale.gpu_serving.plugins.module_utils.nvme_disks_host import check_params, inspect_host
 
 
 def main():
@@ -231,6 +270,7 @@ def main():
             min_size_bytes=dict(type='int', default=0),
             by_id_dir=dict(type='path', default='/dev/disk/by-id'),
             fstype=dict(type='str', default='xfs'),
+            label=dict(type='str', default='llmscale'),
             mount_root=dict(type='path', default='/mnt/fast-disks'),
             fstab=dict(type='path', default='/etc/fstab'),
             lvm_vg=dict(type='str'),
@@ -238,56 +278,20 @@ def main():
                 name=dict(type='str', required=True),
                 size=dict(type='str', required=True))),
             volumes=dict(type='list', elements='path', default=[]),
+            test_mount_options=dict(type='str'),
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    blkid_bin = module.get_bin_path('blkid', required=True)
+    errors = check_params(module.params)
+    if errors:
+        module.fail_json(msg='Invalid parameters: %s' % '; '.join(errors))
     try:
-        _rc, out, _err = run(module, lsblk_command(module.get_bin_path('lsblk', required=True)))
-        devices = parse_lsblk(out)
-        disks = whole_disks(devices, by_id_index(read_by_id_links(params['by_id_dir'])))
-        allowed = candidates(disks, params['allowlist'])
-        probes = dict((disk['path'], probe(module, blkid_bin, disk['path'])) for disk in allowed)
-        fstab = []
-        if os.path.exists(params['fstab']):
-            with open(params['fstab']) as handle:
-                fstab = parse_fstab(handle.read())
-        pv_owners = {}
-        pvs_bin = module.get_bin_path('pvs')
-        if params['lvm_vg'] and pvs_bin:
-            pv_owners = parse_pvs_json(run(module, pvs_command(pvs_bin))[1])
-        selection = classify(disks, probes, params['allowlist'], params['force'], params['min_size_bytes'],
-                             params['mount_root'], params['fstype'], fstab, params['lvm_vg'], pv_owners)
-        volumes = []
-        for requested in params['volumes']:
-            real = os.path.realpath(requested)
-            device = next((d for d in devices.values() if real in (d['path'], '/dev/' + d['kname'])), None)
-            if device is None:
-                volumes.append({'requested': requested, 'exists': False})
-                continue
-            signature = probe(module, blkid_bin, requested)
-            if isinstance(signature, Exception):
-                raise signature
-            volumes.append(dict(describe_volume(device, signature), requested=requested, exists=True))
-    except NvmeDisksError as error:
+        result = inspect_host(module, module.params)
+    except (CommandError, NvmeDisksError) as error:
         module.fail_json(msg=str(error))
-
-    for disk in selection['refused']:
+    for disk in result['refused']:
         module.warn('refusing %s (%s): %s' % (disk['by_id'][0], disk['path'], ', '.join(disk['reasons'])))
-    result = dict(
-        changed=False,
-        disks=disks,
-        selected=selection['selected'],
-        refused=selection['refused'],
-        unmatched_allowlist=unmatched_patterns(disks, params['allowlist']),
-        force_outside_allowlist=force_outside_allowlist(params['force'], params['allowlist']),
-        volumes=volumes,
-        ansible_facts={'nvme_disks': disks},
-    )
-    if params['lvm_vg']:
-        result['lvm_plan'] = plan_lvm([disk['size_bytes'] for disk in selection['selected']], params['lvm_volumes'])
-    module.exit_json(**result)
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == '__main__':

@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 
 from helpers import REPO_ROOT, VENV_BIN, ansible_env, run_module, run_playbook
 from hf_server import OlahServer, StaticServer, commit_files, generate_file
+from loop_devices import loop_filesystem
 
 # As tests/unit/conftest.py does: the staging name comes from the module's own code, not a copy of it.
 sys.path.insert(0, os.path.join(REPO_ROOT, '.collections'))
@@ -263,33 +263,10 @@ def test_corrupted_file_is_detected_and_repaired(hub, tmp_path):  # pylint: disa
     assert _sha256(victim) == hub['facts'][GENERATED]['weights/shard-1.bin']['sha256']
 
 
-@contextlib.contextmanager
-def _loop_filesystem(mount, size):
-    """An ext4 filesystem on a loop device over a sparse file, mounted at `mount`; always unmounted and detached."""
-    if os.geteuid() != 0 or not shutil.which('losetup') or not shutil.which('mkfs.ext4'):
-        pytest.fail('needs root, losetup and mkfs.ext4 (util-linux, e2fsprogs: scripts/setup.sh installs them)')
-    image = mount.rstrip('/') + '.img'  # beside the mount point, never inside it
-    os.makedirs(mount, exist_ok=True)
-    with open(image, 'wb') as handle:
-        handle.truncate(size)
-    device = None
-    try:
-        device = subprocess.run(['losetup', '--find', '--show', image], check=True, capture_output=True,
-                                text=True).stdout.strip()
-        subprocess.run(['mkfs.ext4', '-q', '-F', device], check=True, capture_output=True)
-        subprocess.run(['mount', device, mount], check=True, capture_output=True)
-        yield mount
-    finally:
-        subprocess.run(['umount', mount], check=False, capture_output=True)
-        if device:
-            subprocess.run(['losetup', '-d', device], check=False, capture_output=True)
-        os.unlink(image)
-
-
 @pytest.fixture
 def small_filesystem(tmp_path):
     """A 12 MiB filesystem: too small for the generated repository."""
-    with _loop_filesystem(str(tmp_path / 'small'), 12 * MIB) as mount:
+    with loop_filesystem(str(tmp_path / 'small'), 12 * MIB) as mount:
         yield mount
 
 
@@ -391,7 +368,7 @@ def local_volumes(tmp_path):
     root = tmp_path / 'fast-disks'
     volumes = [root / 'uuid-a', root / 'uuid-b']
     (root / 'not-a-volume').mkdir(parents=True)
-    with _loop_filesystem(str(volumes[0]), 64 * MIB), _loop_filesystem(str(volumes[1]), 64 * MIB):
+    with loop_filesystem(str(volumes[0]), 64 * MIB), loop_filesystem(str(volumes[1]), 64 * MIB):
         yield root, volumes
 
 

@@ -7,18 +7,25 @@ mount, fstab (a scratch file: /etc/fstab is never touched) and, with the
 `kubeconfig` fixture, the StorageClass and PersistentVolumes are all real.
 Finalizers unmount, detach and delete whatever a test made, pass or fail.
 """
-import json
 import os
-import subprocess
+import sys
 import uuid
 
 import pytest
 from kubernetes import client, config
 
-from helpers import run_playbook  # pylint: disable=import-error
+from helpers import REPO_ROOT, run_playbook  # pylint: disable=import-error
+from loop_devices import NEEDS, LoopDevices, have_loop_devices, mounts_of, probe, sh, sha256_of  # pylint: disable=import-error
+
+# As tests/unit/conftest.py does: the device-mapper rule comes from the module's own code.
+sys.path.insert(0, os.path.join(REPO_ROOT, '.collections'))
+from ansible_collections.llmscale.gpu_serving.plugins.module_utils.nvme_disks import (  # noqa: E402  pylint: disable=wrong-import-position
+    parse_dmsetup_version)
 
 GIB = 1024 ** 3
-MIN_SIZE = GIB  # loop devices are small: 3 GiB sparse files
+MIB = 1024 ** 2
+MIN_SIZE = GIB  # loop devices are small: sparse files of 1 to 3 GiB
+LABEL = 'llmscale'  # the role's mkfs label
 PLAYBOOK = """---
 - name: Apply the nvme_storage role
   hosts: all
@@ -30,25 +37,7 @@ PLAYBOOK = """---
     - role: llmscale.gpu_serving.nvme_storage
 """
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not os.path.exists('/dev/loop-control'),
-    reason='needs root and loop devices (/dev/loop-control) to attach sparse files')
-
-
-def sh(*cmd, check=True):
-    return subprocess.run(cmd, capture_output=True, text=True, check=check)
-
-
-def probe(device):
-    """blkid's low-level view of a device: {} when blank."""
-    proc = sh('blkid', '--probe', '--output', 'export', device, check=False)
-    assert proc.returncode in (0, 2) and not proc.stderr, proc.stderr
-    return dict(line.split('=', 1) for line in proc.stdout.splitlines() if '=' in line)
-
-
-def mounts_of(device):
-    proc = sh('findmnt', '--json', '--source', device, '--output', 'TARGET,FSTYPE,OPTIONS', check=False)
-    return json.loads(proc.stdout)['filesystems'] if proc.stdout.strip() else []
+pytestmark = pytest.mark.skipif(not have_loop_devices(), reason=NEEDS)
 
 
 class LoopNode:
@@ -62,7 +51,8 @@ class LoopNode:
         self.fstab = tmp_path / 'fstab'
         self.by_id_dir.mkdir()
         self.fstab.write_text('')
-        self.devices = {}
+        self.loops = LoopDevices(tmp_path)
+        self.devices = self.loops.devices
         self.playbook = tmp_path / 'nvme_storage.yml'
         self.playbook.write_text(PLAYBOOK)
         self.node_name = 'nvme-test-' + self.test_id
@@ -72,11 +62,7 @@ class LoopNode:
         return 'nvme-TEST_LOOP_%s_%s' % (self.test_id, label)
 
     def attach(self, label, size=3 * GIB):
-        image = self.tmp / (label + '.img')
-        with open(image, 'wb') as handle:
-            handle.truncate(size)  # sparse
-        device = sh('losetup', '--find', '--show', str(image)).stdout.strip()
-        self.devices[label] = device
+        device = self.loops.attach(label, size)
         os.symlink(device, self.by_id_dir / self.by_id(label))
         return device
 
@@ -98,16 +84,7 @@ class LoopNode:
         return run_playbook(str(self.playbook), extra_vars=self.role_vars(**overrides), check=check, diff=diff)
 
     def cleanup(self):
-        errors = []
-        for device in self.devices.values():
-            for mount in mounts_of(device):
-                proc = sh('umount', mount['target'], check=False)
-                if proc.returncode:
-                    errors.append(proc.stderr)
-            proc = sh('losetup', '--detach', device, check=False)
-            if proc.returncode:
-                errors.append(proc.stderr)
-        assert not errors, errors
+        self.loops.cleanup()
 
 
 @pytest.fixture(name='node')
@@ -162,7 +139,7 @@ def test_formats_mounts_refuses_and_is_idempotent(node, tmp_path):
     first = node.run()
     assert first.rc == 0, first.describe()
     fs = probe(blank)
-    assert fs['TYPE'] == 'xfs'
+    assert (fs['TYPE'], fs['LABEL']) == ('xfs', LABEL)
     mount_path = '%s/%s' % (node.mount_root, fs['UUID'])
     [mounted] = mounts_of(blank)
     assert (mounted['target'], mounted['fstype']) == (mount_path, 'xfs')
@@ -209,6 +186,10 @@ def test_force_formats_a_disk_with_a_signature_once(node, tmp_path):
     ({'nvme_storage_allowlist': ['nvme-NO_SUCH_DISK_*']}, 'nvme_storage_allowlist'),
     ({'nvme_storage_force': ['nvme-NOT_ALLOWLISTED']}, 'nvme_storage_force'),
     ({'nvme_storage_mount_options': 'noatime'}, 'nvme_storage_mount_options'),
+    # A typo the kernel refuses, found on a scratch filesystem before anything is formatted.
+    ({'nvme_storage_mount_options': 'noatime,nofail,noatiem'}, 'nvme_storage_mount_options'),
+    ({'nvme_storage_force': ['nvme-TEST_LOOP_*']}, 'nvme_storage_force'),  # forcing names a disk, not a pattern
+    ({'nvme_storage_mkfs_options': '-L mine'}, 'nvme_storage_mkfs_options'),
     ({'nvme_storage_mode': 'lvm'}, 'nvme_storage_lvm_volumes'),
     ({'nvme_storage_fstype': 'btrfs'}, 'nvme_storage_fstype'),
 ])
@@ -217,6 +198,115 @@ def test_bad_input_fails_before_any_change(node, overrides, variable):
     result = node.run(**overrides)
     assert variable in ' '.join(result.failure_messages()), result.describe()
     assert_untouched(node, result, [blank])
+
+
+def zero_first_mib(device):
+    sh('dd', 'if=/dev/zero', 'of=' + device, 'bs=1M', 'count=1', 'conv=notrunc,fsync', 'status=none')
+
+
+def ext4_with_its_first_mib_zeroed(device, tmp_path):
+    put_marker(device, tmp_path)
+    zero_first_mib(device)
+
+
+def raw_tar_stream(device, tmp_path):
+    payload = tmp_path / 'payload'
+    payload.mkdir()
+    (payload / 'notes.txt').write_text('keep me\n' * 10000)
+    sh('tar', '-C', str(payload), '-cf', device, 'notes.txt')
+
+
+def gpt_with_only_its_backup_header(device, _tmp_path):
+    sh('sfdisk', '--quiet', device, stdin='label: gpt\n,,L\n')  # one Linux partition over the disk
+    zero_first_mib(device)  # protective MBR and primary header gone; the backup at the end is valid
+
+
+def write_at(device, offset, data):
+    with open(device, 'r+b') as handle:
+        handle.seek(offset)
+        handle.write(data)
+        os.fsync(handle.fileno())
+
+
+def read_at(device, offset, length):
+    with open(device, 'rb') as handle:
+        handle.seek(offset)
+        return handle.read(length)
+
+
+@pytest.mark.parametrize('make, reason', [
+    (ext4_with_its_first_mib_zeroed, 'holds data (non-zero bytes where a blank disk reads zeros)'),
+    (raw_tar_stream, 'holds data (non-zero bytes where a blank disk reads zeros)'),
+    (gpt_with_only_its_backup_header, 'has a GPT backup header at its end'),
+], ids=['ext4-first-mib-zeroed', 'tar-stream', 'gpt-backup-only'])
+def test_data_blkid_cannot_see_is_refused_and_left_byte_for_byte(node, tmp_path, make, reason):
+    disk = node.attach('data', GIB)
+    make(disk, tmp_path)
+    assert probe(disk) == {}  # no signature: "blank" by blkid alone, as it was before
+    before = sha256_of(disk)
+
+    failed = node.run(nvme_storage_on_refused='fail')
+    assert failed.rc != 0 and failed.changed == 0, failed.describe()
+    assert 'nvme_storage_on_refused' in ' '.join(failed.failure_messages())
+    [discovery] = failed.results_of('Discover the disks and pick the allowlisted ones')
+    [refused] = discovery['refused']
+    assert refused['path'] == disk and reason in refused['reasons'], refused
+
+    skipped = node.run(check=True)  # the default: warn and leave the disk alone
+    assert skipped.rc == 0, skipped.describe()
+    skipped = node.run()
+    assert skipped.rc == 0, skipped.describe()
+    [discovery] = skipped.results_of('Discover the disks and pick the allowlisted ones')
+    assert any(node.by_id('data') in warning and reason in warning for warning in discovery['warnings'])
+    assert sha256_of(disk) == before
+    assert mounts_of(disk) == [] and node.fstab.read_text() == ''
+
+
+@pytest.mark.parametrize('fstype', ['xfs', 'ext4'])
+def test_forcing_names_the_disk_exactly_and_formats_without_discard(node, tmp_path, fstype):
+    disk = node.attach('data', GIB)
+    gpt_with_only_its_backup_header(disk, tmp_path)
+    # Data well inside the filesystem, away from what mkfs writes: discard would zero it.
+    marker_offset, marker = 900 * MIB, os.urandom(MIB)
+    write_at(disk, marker_offset, marker)
+    before = sha256_of(disk)
+
+    pattern = node.run(nvme_storage_fstype=fstype, nvme_storage_force=[node.by_id('d*')])
+    assert pattern.rc != 0 and 'nvme_storage_force' in ' '.join(pattern.failure_messages()), pattern.describe()
+    assert sha256_of(disk) == before
+
+    forced = node.run(nvme_storage_fstype=fstype, nvme_storage_force=[node.by_id('data')])
+    assert forced.rc == 0, forced.describe()
+    fs = probe(disk)
+    assert (fs['TYPE'], fs['LABEL']) == (fstype, LABEL)
+    assert [m['target'] for m in mounts_of(disk)] == ['%s/%s' % (node.mount_root, fs['UUID'])]
+    assert read_at(disk, marker_offset, MIB) == marker  # not discarded: a mistake stays recoverable
+    assert read_at(disk, GIB - 512, 8) != b'EFI PART'  # mkfs zeroed the end: no stale GPT to "restore"
+
+
+def test_interrupted_preparation_completes_on_the_next_run(node):
+    blank = node.attach('blank', GIB)
+    # A file where the mount root goes: the run stops after mkfs, before the mount and the fstab line.
+    with open(node.mount_root, 'w'):
+        pass
+    broken = node.run()
+    assert broken.rc != 0, broken.describe()
+    fs = probe(blank)
+    assert (fs['TYPE'], fs['LABEL']) == ('xfs', LABEL)
+    assert mounts_of(blank) == [] and node.fstab.read_text() == ''
+
+    os.unlink(node.mount_root)
+    resumed = node.run()
+    assert resumed.rc == 0 and resumed.changed > 0, resumed.describe()
+    [discovery] = resumed.results_of('Discover the disks and pick the allowlisted ones')
+    assert [(d['path'], d['status']) for d in discovery['selected']] == [(blank, 'managed')]
+    assert discovery['refused'] == [] and not discovery.get('warnings')
+    assert probe(blank)['UUID'] == fs['UUID']  # the same filesystem, not a new one
+    mount_path = '%s/%s' % (node.mount_root, fs['UUID'])
+    assert [m['target'] for m in mounts_of(blank)] == [mount_path]
+    assert node.fstab.read_text().split()[:3] == ['UUID=' + fs['UUID'], mount_path, 'xfs']
+    again = node.run()
+    assert again.rc == 0 and again.changed == 0, again.describe()
 
 
 def test_lvm_volumes_larger_than_the_volume_group_are_refused(node):
@@ -230,32 +320,79 @@ def test_lvm_volumes_larger_than_the_volume_group_are_refused(node):
 
 
 def kernel_has_device_mapper():
-    with open('/proc/misc') as misc:  # /dev/mapper/control can exist without the driver
-        return 'device-mapper' in misc.read()
+    """The module's own rule: `dmsetup version` reaches the kernel driver."""
+    proc = sh('dmsetup', 'version', check=False)
+    return parse_dmsetup_version(proc.returncode, proc.stdout, proc.stderr)
 
 
-@pytest.mark.skipif(not kernel_has_device_mapper(),
-                    reason='no device-mapper in this kernel: logical volumes cannot be activated')
-def test_lvm_mode_mounts_logical_volumes(node):
+def volume_groups():
+    return sh('vgs', '--noheadings', '-o', 'vg_name').stdout.split()
+
+
+NO_DEVICE_MAPPER = (
+    'no device-mapper in this kernel (dmsetup version cannot reach the driver): logical volumes cannot be '
+    'activated, so LVM check mode on a fresh host, lvcreate, mkfs and mount of logical volumes and their '
+    'idempotence are not verified here; test_lvm_without_device_mapper_changes_nothing covers this kernel')
+
+
+@pytest.mark.skipif(not kernel_has_device_mapper(), reason=NO_DEVICE_MAPPER)
+def test_lvm_check_mode_on_a_fresh_host_then_mounts_logical_volumes(node):
     vg_name = 'nvmetest' + node.test_id
     node.attach('pv0')
     node.attach('pv1')
     volumes = [{'name': 'cache', 'size': '4G'}, {'name': 'scratch', 'size': '100%FREE'}]
+    lvm = {'nvme_storage_mode': 'lvm', 'nvme_storage_lvm_vg': vg_name, 'nvme_storage_lvm_volumes': volumes}
     try:
-        result = node.run(nvme_storage_mode='lvm', nvme_storage_lvm_vg=vg_name, nvme_storage_lvm_volumes=volumes)
+        # The volume group does not exist yet: check mode reports the changes and makes none.
+        preview = node.run(check=True, **lvm)
+        assert preview.rc == 0 and preview.changed > 0, preview.describe()
+        assert vg_name not in volume_groups()
+        assert all(probe(device) == {} for device in node.devices.values())
+        result = node.run(**lvm)
         assert result.rc == 0, result.describe()
         for volume in volumes:
             fs = probe('/dev/%s/%s' % (vg_name, volume['name']))
-            assert fs['TYPE'] == 'xfs'
+            assert (fs['TYPE'], fs['LABEL']) == ('xfs', LABEL)
             assert [m['target'] for m in mounts_of('/dev/%s/%s' % (vg_name, volume['name']))] == [
                 '%s/%s' % (node.mount_root, fs['UUID'])]
-        again = node.run(nvme_storage_mode='lvm', nvme_storage_lvm_vg=vg_name, nvme_storage_lvm_volumes=volumes)
+        again = node.run(**lvm)
         assert again.rc == 0 and again.changed == 0, again.describe()
+        assert node.run(check=True, **lvm).changed == 0
     finally:
         for volume in volumes:
             for mount in mounts_of('/dev/%s/%s' % (vg_name, volume['name'])):
                 sh('umount', mount['target'], check=False)
         sh('vgremove', '--force', '--yes', vg_name, check=False)
+
+
+@pytest.mark.skipif(kernel_has_device_mapper(), reason='this kernel has device-mapper: the LVM test above runs instead')
+def test_lvm_without_device_mapper_changes_nothing(node):
+    """What this kernel lets us verify of LVM mode: it is refused before any change, check mode included,
+    and a volume group a failed run left behind is taken as the role's own (resumed, never refused)."""
+    vg_name = 'nvmetest' + node.test_id
+    disks = [node.attach('pv0', GIB), node.attach('pv1', GIB)]
+    before = [sha256_of(device) for device in disks]
+    lvm = {'nvme_storage_mode': 'lvm', 'nvme_storage_lvm_vg': vg_name,
+           'nvme_storage_lvm_volumes': [{'name': 'cache', 'size': '1G'}]}
+    for check in (True, False):
+        result = node.run(check=check, **lvm)
+        assert result.rc != 0 and result.changed == 0, result.describe()
+        assert 'device-mapper' in ' '.join(result.failure_messages()), result.describe()
+    assert vg_name not in volume_groups()
+    assert [sha256_of(device) for device in disks] == before
+    assert node.fstab.read_text() == ''
+    # vgcreate needs no device-mapper: a group as a run that failed at lvcreate would leave it.
+    sh('vgcreate', '--yes', vg_name, *disks)
+    try:
+        result = node.run(**lvm)
+        [discovery] = result.results_of('Discover the disks and pick the allowlisted ones')
+        assert discovery['lvm']['vg_exists'] is True and discovery['refused'] == [], discovery
+        assert [disk['status'] for disk in discovery['selected']] == ['managed', 'managed']
+        assert 'device-mapper' in ' '.join(result.failure_messages()), result.describe()
+    finally:
+        sh('vgremove', '--force', '--yes', vg_name, check=False)
+        for device in disks:
+            sh('pvremove', '--yes', device, check=False)
 
 
 @pytest.fixture(name='cluster_objects')

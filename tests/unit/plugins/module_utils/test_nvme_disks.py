@@ -4,16 +4,25 @@ tests/fixtures/lsblk/record.sh attached loop devices in every state the
 selector must tell apart (blank, ext4 data, mounted elsewhere, partition
 table, too small, formatted and mounted by the role, LVM physical volume)
 and recorded lsblk, blkid --probe (also of the root disk /dev/vda) and pvs.
+tests/fixtures/disk_contents/record.sh recorded what blkid does not see, read
+with the module's own read_samples(): a blank disk, an ext4 whose first MiB
+was zeroed, a raw tar stream, a GPT with only its backup header, and an xfs
+the role made; plus `dmsetup version` on a kernel without device-mapper.
 """
+import base64
 import copy
+import functools
 import json
 import os
+import zlib
 
 import pytest
 
 from ansible_collections.llmscale.gpu_serving.plugins.module_utils import nvme_disks as nd
+from ansible_collections.llmscale.gpu_serving.plugins.module_utils.nvme_disks_host import COMMANDS
 
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'fixtures', 'lsblk')
+CONTENT_FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'fixtures', 'disk_contents')
 GIB = 1024 ** 3
 MOUNT_ROOT = '/tmp/nvme-record/fast-disks'
 ALL_LOOPS = ['nvme-TEST_LOOP_*']
@@ -23,6 +32,27 @@ ROOT_BY_ID = 'virtio-ROOT_DISK'  # the VM's root disk has no by-id link: the tes
 def fixture_text(name):
     with open(os.path.join(FIXTURES, name)) as handle:
         return handle.read()
+
+
+@functools.lru_cache(maxsize=None)
+def recorded_contents():
+    with open(os.path.join(CONTENT_FIXTURES, 'contents.json')) as handle:
+        return json.load(handle)
+
+
+def recorded_samples(name):
+    disk = recorded_contents()[name]
+    samples = dict((int(offset), zlib.decompress(base64.b64decode(data))) for offset, data in disk['samples'].items())
+    return disk['size_bytes'], samples
+
+
+def recorded_verdict(name):
+    return nd.inspect_contents(*recorded_samples(name))
+
+
+def blank_contents(devices_or_paths):
+    """Every device reads as the recorded blank disk does."""
+    return dict((path, recorded_verdict('blank')) for path in devices_or_paths)
 
 
 def recorded_probes():
@@ -51,11 +81,14 @@ def loop(name):
     return 'nvme-TEST_LOOP_' + name
 
 
-def run_classify(disks, allowlist=None, force=(), min_size=GIB, fstab_text=None, lvm_vg=None, probes=None):
+def run_classify(disks, allowlist=None, force=(), min_size=GIB, fstab_text=None, lvm_vg=None, probes=None,
+                 contents=None, label='llmscale'):
     fstab = nd.parse_fstab(fixture_text('loops.fstab') if fstab_text is None else fstab_text)
     pv_owners = nd.parse_pvs_json(fixture_text('loops.pvs.json'))
+    if contents is None:
+        contents = blank_contents(disk['path'] for disk in disks)
     result = nd.classify(disks, recorded_probes() if probes is None else probes, allowlist or ALL_LOOPS,
-                         list(force), min_size, MOUNT_ROOT, 'xfs', fstab, lvm_vg, pv_owners)
+                         list(force), min_size, MOUNT_ROOT, 'xfs', fstab, lvm_vg, pv_owners, contents, label)
     return {disk['by_id'][0]: disk for disk in result['selected'] + result['refused']}
 
 
@@ -177,13 +210,117 @@ def test_children_are_found_in_nested_output():
     assert devices['loop3']['descendant_mountpoints'] == ['/tmp/nvme-record/elsewhere']
     disks = nd.whole_disks(devices, {'/dev/loop3': [loop('parted')]})
     assert [disk['kname'] for disk in disks if disk['by_id']] == ['loop3']  # the partition is no candidate
-    result = nd.classify(disks, {'/dev/loop3': {}}, ALL_LOOPS, [loop('parted')], GIB, MOUNT_ROOT, 'xfs')
+    result = nd.classify(disks, {'/dev/loop3': {}}, ALL_LOOPS, [loop('parted')], GIB, MOUNT_ROOT, 'xfs',
+                         contents=blank_contents(['/dev/loop3']))
     assert result['refused'][0]['reasons'] == [nd.REASON_MOUNTED, nd.REASON_CHILDREN]
 
 
 def test_allowlist_and_force_consistency(disks):
     assert nd.unmatched_patterns(disks, [loop('blank'), 'nvme-GONE_*']) == ['nvme-GONE_*']
-    assert nd.force_outside_allowlist([loop('blank'), loop('small')], [loop('b*')]) == [loop('small')]
+    # force names allowlisted disks only, by exact by-id name or serial.
+    assert nd.force_unmatched([loop('blank'), loop('small')], disks, [loop('b*')]) == [loop('small')]
+    assert nd.force_unmatched([loop('b*')], disks, [loop('b*')]) == [loop('b*')]
+    assert nd.force_patterns([loop('blank'), 'nvme-SAMSUNG_*', 'nvme-disk?', 'nvme-[ab]']) == [
+        'nvme-SAMSUNG_*', 'nvme-disk?', 'nvme-[ab]']
+
+
+def test_force_by_serial(disks):
+    for disk in disks:
+        if disk['kname'] == 'loop1':
+            disk['serial'] = 'S6UENA0W700002'  # loop devices have none: given one as an NVMe disk has
+    assert nd.force_unmatched(['S6UENA0W700002'], disks, ALL_LOOPS) == []
+    assert run_classify(disks, force=['S6UENA0W700002'])[loop('ext4data')]['status'] == 'forced'
+    assert run_classify(disks, force=['S6UENA0W70000'])[loop('ext4data')]['status'] == 'refused'  # exact only
+
+
+@pytest.mark.parametrize('name', ['ext4_zeroed_start', 'tar_stream', 'gpt_backup_only'])
+def test_blkid_sees_nothing_on_disks_holding_data(name):
+    # Why blank needs more than blkid: each of these was formatted before.
+    blkid = recorded_contents()[name]['blkid']
+    assert nd.parse_blkid_export(blkid['rc'], blkid['stdout'], blkid['stderr']) == {}
+
+
+def test_contents_of_a_blank_disk():
+    size, samples = recorded_samples('blank')
+    assert sorted(samples) == [offset for offset, _length in nd.sample_regions(size)]
+    verdict = nd.inspect_contents(size, samples)
+    assert verdict == {'gpt_backup': False, 'nonzero_offsets': [], 'regions': len(samples),
+                       'bytes_read': sum(len(data) for data in samples.values())}
+    assert nd.content_reasons(verdict) == []
+
+
+@pytest.mark.parametrize('name, reasons', [
+    ('ext4_zeroed_start', [nd.REASON_DATA]),
+    ('tar_stream', [nd.REASON_DATA]),
+    ('gpt_backup_only', [nd.REASON_GPT_BACKUP, nd.REASON_DATA]),
+])
+def test_contents_holding_data_are_refused(name, reasons):
+    verdict = recorded_verdict(name)
+    assert nd.content_reasons(verdict) == reasons
+    if name == 'ext4_zeroed_start':  # zeros where it was wiped, the backup superblock at 128 MiB found
+        assert 0 not in verdict['nonzero_offsets'] and 128 * 1024 ** 2 in verdict['nonzero_offsets']
+    if name == 'tar_stream':
+        assert verdict['nonzero_offsets'] == [0]
+
+
+def test_classify_refuses_what_blkid_missed(disks):
+    contents = blank_contents(disk['path'] for disk in disks)
+    contents['/dev/loop0'] = recorded_verdict('gpt_backup_only')
+    blank = run_classify(disks, contents=contents)[loop('blank')]
+    assert (blank['status'], blank['reasons']) == ('refused', [nd.REASON_GPT_BACKUP, nd.REASON_DATA])
+    assert blank['contents']['gpt_backup'] is True
+    # Named exactly for wiping, it may be formatted.
+    assert run_classify(disks, contents=contents, force=[loop('blank')])[loop('blank')]['status'] == 'forced'
+    # A disk whose contents could not be read is never blank, and force does not change that.
+    contents['/dev/loop0'] = nd.NvmeDisksError('reading /dev/loop0 failed: [Errno 5] Input/output error')
+    unread = run_classify(disks, contents=contents, force=[loop('blank')])[loop('blank')]
+    assert (unread['status'], unread['reasons']) == ('refused', [nd.REASON_UNREADABLE])
+    # Contents never read count as unreadable too: blank is proven, not assumed.
+    assert run_classify(disks, contents={})[loop('blank')]['reasons'] == [nd.REASON_UNREADABLE]
+
+
+def test_only_disks_blkid_found_nothing_on_are_read(disks):
+    probes = recorded_probes()
+    by_path = dict((disk['path'], disk) for disk in disks)
+    assert nd.needs_contents(by_path['/dev/loop0'], probes['/dev/loop0'])
+    assert not nd.needs_contents(by_path['/dev/loop1'], probes['/dev/loop1'])  # ext4: refused already
+    assert not nd.needs_contents(by_path['/dev/vda'], probes['/dev/vda'])  # blkid failed: refused already
+
+
+def test_role_filesystem_is_recognised_by_its_label(disks):
+    # Interrupted between mkfs and mount: not mounted, no fstab line, but labelled by the role.
+    role_xfs = recorded_contents()['role_xfs']['blkid']
+    probes = recorded_probes()
+    probes['/dev/loop5'] = nd.parse_blkid_export(role_xfs['rc'], role_xfs['stdout'], role_xfs['stderr'])
+    for disk in disks:
+        if disk['kname'] == 'loop5':
+            disk['descendant_mountpoints'] = disk['mountpoints'] = []
+    assert run_classify(disks, probes=probes, fstab_text='')[loop('managed')]['status'] == 'managed'
+    # Someone else's label, or the role's filesystem mounted somewhere else: not ours to touch.
+    assert run_classify(disks, probes=probes, fstab_text='', label='other')[loop('managed')]['status'] == 'refused'
+    for disk in disks:
+        if disk['kname'] == 'loop5':
+            disk['descendant_mountpoints'] = ['/srv/elsewhere']
+    assert run_classify(disks, probes=probes, fstab_text='')[loop('managed')]['reasons'] == [
+        nd.REASON_MOUNTED, nd.REASON_SIGNATURE]
+
+
+def test_sample_regions_cover_the_edges_and_stay_bounded():
+    tib4 = 3840755982336  # a 3.84 TB NVMe disk
+    regions = nd.sample_regions(tib4)
+    assert regions[0] == (0, nd.EDGE_BYTES) and regions[-1] == (tib4 - nd.EDGE_BYTES, nd.EDGE_BYTES)
+    assert (128 * 1024 ** 2, nd.SAMPLE_BYTES) in regions  # ext4 group 1 backup superblock
+    assert sum(length for _offset, length in regions) <= 2 * nd.EDGE_BYTES + (
+        nd.MAX_SPREAD_SAMPLES + 64) * nd.SAMPLE_BYTES
+    assert all(a[0] + a[1] <= b[0] for a, b in zip(regions, regions[1:]))  # sorted, no overlap
+    assert nd.sample_regions(512 * 1024) == [(0, 512 * 1024)]  # a tiny device is read whole
+    huge = nd.sample_regions(64 * 1024 ** 4)
+    assert len(huge) <= nd.MAX_SPREAD_SAMPLES + 64
+
+
+def test_device_mapper_from_dmsetup_version():
+    run = recorded_contents()['_dmsetup_version']  # this kernel has none
+    assert nd.parse_dmsetup_version(run['rc'], run['stdout'], run['stderr']) is False
 
 
 @pytest.mark.parametrize('text, expected', [
@@ -239,6 +376,8 @@ def test_describe_volume(devices):
 
 
 def test_lsblk_command_asks_for_every_parsed_column():
-    cmd = nd.lsblk_command('/usr/bin/lsblk')
+    cmd = COMMANDS['lsblk'].argv('lsblk')
     assert '--bytes' in cmd and '--json' in cmd
     assert set(cmd[-1].split(',')) == set(nd.LSBLK_COLUMNS)
+    # The fixture was recorded with exactly the command the module runs.
+    assert fixture_text('loops.command.txt').splitlines()[0] == 'command: ' + ' '.join(cmd)
