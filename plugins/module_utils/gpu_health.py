@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import os
 
 from ansible_collections.llmscale.gpu_serving.plugins.module_utils.nvidia_smi import (
@@ -32,30 +33,45 @@ CLOCKS_EVENT_REASONS = (
     'hw_power_brake_slowdown', 'sync_boost', 'sw_thermal_slowdown', 'display_clocks_setting',
 )
 # Normal operation: an idle GPU, clocks an administrator set, and a busy GPU at its power limit.
-DEFAULT_ALLOWED_CLOCKS_EVENT_REASONS = ['gpu_idle', 'applications_clocks_setting', 'sw_power_cap']
+DEFAULT_ALLOWED_CLOCKS_EVENT_REASONS = ('gpu_idle', 'applications_clocks_setting', 'sw_power_cap')
 
 # XIDs that mean the GPU (not the application) needs a reset, a reboot or a
 # replacement: 48 double-bit ECC, 61/62 internal micro-controller breakpoint/halt,
 # 64 row-remapper or page-retirement failure, 74 NVLink error, 79 fallen off the bus,
 # 92 high single-bit ECC rate, 95 uncontained ECC error, 119/120 GSP timeout/error,
 # 140 unrecovered ECC error, 143 GPU initialization failure.
-DEFAULT_XID_CRITICAL_CODES = [48, 61, 62, 64, 74, 79, 92, 95, 119, 120, 140, 143]
+DEFAULT_XID_CRITICAL_CODES = (48, 61, 62, 64, 74, 79, 92, 95, 119, 120, 140, 143)
 
 MIG_MODES = ('disabled', 'enabled', 'any')
 
-# The module's and the role's options, with their defaults: one place.
-DEFAULT_OPTIONS = {
-    'expected_gpu_count': None,
-    'expected_product': None,
-    'min_driver_version': None,
-    'max_temperature_c': 85,
-    'max_ecc_uncorrected_volatile': 0,
-    'max_ecc_uncorrected_aggregate': 0,
-    'require_persistence_mode': True,
-    'allowed_clocks_event_reasons': DEFAULT_ALLOWED_CLOCKS_EVENT_REASONS,
-    'expected_mig_mode': 'disabled',
-    'xid_critical_codes': DEFAULT_XID_CRITICAL_CODES,
-}
+# The module's options with their types, defaults and choices: the one place in code.
+# The module's DOCUMENTATION and the role's defaults/main.yml and meta/argument_specs.yml
+# say the same in YAML; tests/unit/plugins/modules/test_gpu_health_options.py keeps them equal.
+_ARGUMENT_SPEC = dict(
+    nvidia_smi=dict(type='str', default='nvidia-smi'),
+    fail_on_unhealthy=dict(type='bool', default=True),
+    expected_gpu_count=dict(type='int'),
+    expected_product=dict(type='str'),
+    min_driver_version=dict(type='str'),
+    max_temperature_c=dict(type='int', default=85),
+    max_ecc_uncorrected_volatile=dict(type='int', default=0),
+    max_ecc_uncorrected_aggregate=dict(type='int', default=0),
+    require_persistence_mode=dict(type='bool', default=True),
+    # Checked by check_params against CLOCKS_EVENT_REASONS, for a message listing the known names.
+    allowed_clocks_event_reasons=dict(type='list', elements='str', default=list(DEFAULT_ALLOWED_CLOCKS_EVENT_REASONS)),
+    expected_mig_mode=dict(type='str', choices=list(MIG_MODES), default='disabled'),
+    xid_critical_codes=dict(type='list', elements='int', default=list(DEFAULT_XID_CRITICAL_CODES)),
+)
+
+
+def argument_spec():
+    """The module's argument spec (a fresh copy: AnsibleModule may keep what it is given)."""
+    return copy.deepcopy(_ARGUMENT_SPEC)
+
+
+# The options evaluate() reads, with their defaults (None: not checked).
+DEFAULT_OPTIONS = dict((name, spec.get('default')) for name, spec in _ARGUMENT_SPEC.items()
+                       if name not in ('nvidia_smi', 'fail_on_unhealthy'))
 
 
 class GpuHealthError(Exception):
