@@ -4,8 +4,9 @@
 """GPU health: pure checks over parsed nvidia-smi output, and the two commands that feed them.
 
 ``check_params`` and ``evaluate`` are pure functions (unit-tested on recorded
-output). ``run_nvidia_smi`` and ``read_kernel_log`` only run commands through an
-AnsibleModule and hand the text to plugins/module_utils/nvidia_smi.py.
+output). ``run_nvidia_smi`` and ``read_kernel_log`` only run the commands declared
+in COMMANDS through the collection's command runner and hand the text to
+plugins/module_utils/nvidia_smi.py.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,6 +16,11 @@ __metaclass__ = type
 import copy
 import os
 
+from ansible_collections.llmscale.gpu_serving.plugins.module_utils.command_runner import (
+    Command,
+    CommandError,
+    CommandRunner,
+)
 from ansible_collections.llmscale.gpu_serving.plugins.module_utils.nvidia_smi import (
     NvidiaSmiParseError,
     describe_exit_code,
@@ -244,56 +250,68 @@ def summarize(inventory, problems):
 
 # ---- Running the commands (kept apart from the parsing above) ----
 
-def find_nvidia_smi(module, nvidia_smi):
-    """Absolute path of the nvidia-smi to run: ``nvidia_smi`` is a path (has a /) or a name looked up on PATH."""
+def _inventory_of(result):
+    """Parsed ``nvidia-smi -q -x``; its exit code is explained with nvidia-smi's documented meaning."""
+    if result.rc != 0:
+        message = result.last_line()
+        raise GpuHealthError('%s -q -x exited with %d: %s%s' % (
+            result.argv[0], result.rc, describe_exit_code(result.rc), (' (%s)' % message) if message else ''))
+    try:
+        return parse_query_xml(result.stdout)
+    except NvidiaSmiParseError as exc:
+        raise GpuHealthError('%s -q -x did not print nvidia-smi XML: %s' % (result.argv[0], exc))
+
+
+# The tools the module runs, declared once (plugins/module_utils/command_runner.py).
+COMMANDS = {
+    'nvidia_smi': Command('nvidia-smi', ['-q', '-x'], parse=_inventory_of, ok_rcs=None),
+    'journalctl': Command('journalctl', ['-k', '--no-pager', '--quiet']),
+    'dmesg': Command('dmesg'),
+}
+
+
+def command_runner(module, nvidia_smi):
+    """The runner for COMMANDS, nvidia-smi being ``nvidia_smi``: a path (has a /) or a name looked up on PATH."""
     if os.sep in nvidia_smi:
         if not os.path.exists(nvidia_smi):
             raise GpuHealthError('nvidia_smi: %s does not exist' % nvidia_smi)
         if os.path.isdir(nvidia_smi) or not os.access(nvidia_smi, os.X_OK):
             raise GpuHealthError('nvidia_smi: %s is not an executable file' % nvidia_smi)
-        return nvidia_smi
-    path = module.get_bin_path(nvidia_smi)
-    if not path:
-        raise GpuHealthError('nvidia_smi: %s was not found on PATH (is the NVIDIA driver installed?)' % nvidia_smi)
-    return path
+    return CommandRunner(module, COMMANDS, binaries={'nvidia_smi': nvidia_smi})
 
 
-def run_nvidia_smi(module, path):
+def run_nvidia_smi(runner):
     """Run ``nvidia-smi -q -x`` once and return its parsed inventory."""
-    rc, out, err = module.run_command([path, '-q', '-x'])
-    if rc != 0:
-        message = (err or out or '').strip().splitlines()
-        raise GpuHealthError('%s -q -x exited with %d: %s%s' % (
-            path, rc, describe_exit_code(rc), (' (%s)' % message[-1]) if message else ''))
     try:
-        return parse_query_xml(out)
-    except NvidiaSmiParseError as exc:
-        raise GpuHealthError('%s -q -x did not print nvidia-smi XML: %s' % (path, exc))
+        return runner.run('nvidia_smi')
+    except CommandError as exc:
+        raise GpuHealthError('%s (is the NVIDIA driver installed?)' % exc)
 
 
-def read_kernel_log(module):
+def read_kernel_log(runner):
     """Kernel log since boot: ``journalctl -k``, or ``dmesg`` where the journal has no kernel lines.
 
     Returns (source, text); source is None when neither could be read.
     """
     attempts = []
-    for source, args in (('journalctl', ['-k', '--no-pager', '--quiet']), ('dmesg', [])):
-        path = module.get_bin_path(source)
-        if not path:
+    for source in ('journalctl', 'dmesg'):
+        if not runner.available(source):
             attempts.append('%s not found' % source)
             continue
-        rc, out, err = module.run_command([path] + args)
+        result = runner.result(source)
         # journalctl marks an empty result with "-- No entries --" (without --quiet on old versions).
-        if rc == 0 and any(line.strip() and not line.startswith('-- ') for line in out.splitlines()):
-            return source, out
-        attempts.append('%s exited with %d%s' % (source, rc, (': ' + err.strip().splitlines()[-1]) if err.strip() else ' and printed nothing'))
+        if result.rc == 0 and any(line.strip() and not line.startswith('-- ') for line in result.stdout.splitlines()):
+            return source, result.stdout
+        attempts.append('%s exited with %d%s' % (source, result.rc, (': ' + result.stderr.strip().splitlines()[-1])
+                                                 if result.stderr.strip() else ' and printed nothing'))
     return None, '; '.join(attempts)
 
 
 def check_node(module, params):
     """Run nvidia-smi and read the kernel log, then evaluate; returns the module's result keys."""
-    inventory = run_nvidia_smi(module, find_nvidia_smi(module, params['nvidia_smi']))
-    source, kernel_log = read_kernel_log(module)
+    runner = command_runner(module, params['nvidia_smi'])
+    inventory = run_nvidia_smi(runner)
+    source, kernel_log = read_kernel_log(runner)
     xid_events = attribute_xid_events(parse_xid_events(kernel_log) if source else [], inventory['gpus'])
     options = dict((key, params.get(key)) for key in DEFAULT_OPTIONS)
     problems = evaluate(inventory, xid_events, options)
