@@ -33,8 +33,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  # crun cannot set rlimits or use hybrid cgroups on these machines; runc with
-  # lowered ulimits can (see shared/RECIPES.md).
+  # crun cannot set rlimits or use hybrid cgroups on these machines ("setrlimit
+  # RLIMIT_NOFILE: Operation not permitted", "cgroups in hybrid mode not
+  # supported"); runc with lowered ulimits can (an nproc of 65536 or more fails).
   if [ ! -f /etc/containers/containers.conf ] || ! grep -q 'runtime = "runc"' /etc/containers/containers.conf; then
     step "configuring podman (runc, ulimits)"
     mkdir -p /etc/containers

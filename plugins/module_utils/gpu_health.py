@@ -4,16 +4,23 @@
 """GPU health: pure checks over parsed nvidia-smi output, and the two commands that feed them.
 
 ``check_params`` and ``evaluate`` are pure functions (unit-tested on recorded
-output). ``run_nvidia_smi`` and ``read_kernel_log`` only run commands through an
-AnsibleModule and hand the text to plugins/module_utils/nvidia_smi.py.
+output). ``run_nvidia_smi`` and ``read_kernel_log`` only run the commands declared
+in COMMANDS through the collection's command runner and hand the text to
+plugins/module_utils/nvidia_smi.py.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import os
 
+from ansible_collections.llmscale.gpu_serving.plugins.module_utils.command_runner import (
+    Command,
+    CommandError,
+    CommandRunner,
+)
 from ansible_collections.llmscale.gpu_serving.plugins.module_utils.nvidia_smi import (
     NvidiaSmiParseError,
     describe_exit_code,
@@ -32,30 +39,45 @@ CLOCKS_EVENT_REASONS = (
     'hw_power_brake_slowdown', 'sync_boost', 'sw_thermal_slowdown', 'display_clocks_setting',
 )
 # Normal operation: an idle GPU, clocks an administrator set, and a busy GPU at its power limit.
-DEFAULT_ALLOWED_CLOCKS_EVENT_REASONS = ['gpu_idle', 'applications_clocks_setting', 'sw_power_cap']
+DEFAULT_ALLOWED_CLOCKS_EVENT_REASONS = ('gpu_idle', 'applications_clocks_setting', 'sw_power_cap')
 
 # XIDs that mean the GPU (not the application) needs a reset, a reboot or a
 # replacement: 48 double-bit ECC, 61/62 internal micro-controller breakpoint/halt,
 # 64 row-remapper or page-retirement failure, 74 NVLink error, 79 fallen off the bus,
 # 92 high single-bit ECC rate, 95 uncontained ECC error, 119/120 GSP timeout/error,
 # 140 unrecovered ECC error, 143 GPU initialization failure.
-DEFAULT_XID_CRITICAL_CODES = [48, 61, 62, 64, 74, 79, 92, 95, 119, 120, 140, 143]
+DEFAULT_XID_CRITICAL_CODES = (48, 61, 62, 64, 74, 79, 92, 95, 119, 120, 140, 143)
 
 MIG_MODES = ('disabled', 'enabled', 'any')
 
-# The module's and the role's options, with their defaults: one place.
-DEFAULT_OPTIONS = {
-    'expected_gpu_count': None,
-    'expected_product': None,
-    'min_driver_version': None,
-    'max_temperature_c': 85,
-    'max_ecc_uncorrected_volatile': 0,
-    'max_ecc_uncorrected_aggregate': 0,
-    'require_persistence_mode': True,
-    'allowed_clocks_event_reasons': DEFAULT_ALLOWED_CLOCKS_EVENT_REASONS,
-    'expected_mig_mode': 'disabled',
-    'xid_critical_codes': DEFAULT_XID_CRITICAL_CODES,
-}
+# The module's options with their types, defaults and choices: the one place in code.
+# The module's DOCUMENTATION and the role's defaults/main.yml and meta/argument_specs.yml
+# say the same in YAML; tests/unit/plugins/modules/test_gpu_health_options.py keeps them equal.
+_ARGUMENT_SPEC = dict(
+    nvidia_smi=dict(type='str', default='nvidia-smi'),
+    fail_on_unhealthy=dict(type='bool', default=True),
+    expected_gpu_count=dict(type='int'),
+    expected_product=dict(type='str'),
+    min_driver_version=dict(type='str'),
+    max_temperature_c=dict(type='int', default=85),
+    max_ecc_uncorrected_volatile=dict(type='int', default=0),
+    max_ecc_uncorrected_aggregate=dict(type='int', default=0),
+    require_persistence_mode=dict(type='bool', default=True),
+    # Checked by check_params against CLOCKS_EVENT_REASONS, for a message listing the known names.
+    allowed_clocks_event_reasons=dict(type='list', elements='str', default=list(DEFAULT_ALLOWED_CLOCKS_EVENT_REASONS)),
+    expected_mig_mode=dict(type='str', choices=list(MIG_MODES), default='disabled'),
+    xid_critical_codes=dict(type='list', elements='int', default=list(DEFAULT_XID_CRITICAL_CODES)),
+)
+
+
+def argument_spec():
+    """The module's argument spec (a fresh copy: AnsibleModule may keep what it is given)."""
+    return copy.deepcopy(_ARGUMENT_SPEC)
+
+
+# The options evaluate() reads, with their defaults (None: not checked).
+DEFAULT_OPTIONS = dict((name, spec.get('default')) for name, spec in _ARGUMENT_SPEC.items()
+                       if name not in ('nvidia_smi', 'fail_on_unhealthy'))
 
 
 class GpuHealthError(Exception):
@@ -228,56 +250,68 @@ def summarize(inventory, problems):
 
 # ---- Running the commands (kept apart from the parsing above) ----
 
-def find_nvidia_smi(module, nvidia_smi):
-    """Absolute path of the nvidia-smi to run: ``nvidia_smi`` is a path (has a /) or a name looked up on PATH."""
+def _inventory_of(result):
+    """Parsed ``nvidia-smi -q -x``; its exit code is explained with nvidia-smi's documented meaning."""
+    if result.rc != 0:
+        message = result.last_line()
+        raise GpuHealthError('%s -q -x exited with %d: %s%s' % (
+            result.argv[0], result.rc, describe_exit_code(result.rc), (' (%s)' % message) if message else ''))
+    try:
+        return parse_query_xml(result.stdout)
+    except NvidiaSmiParseError as exc:
+        raise GpuHealthError('%s -q -x did not print nvidia-smi XML: %s' % (result.argv[0], exc))
+
+
+# The tools the module runs, declared once (plugins/module_utils/command_runner.py).
+COMMANDS = {
+    'nvidia_smi': Command('nvidia-smi', ['-q', '-x'], parse=_inventory_of, ok_rcs=None),
+    'journalctl': Command('journalctl', ['-k', '--no-pager', '--quiet']),
+    'dmesg': Command('dmesg'),
+}
+
+
+def command_runner(module, nvidia_smi):
+    """The runner for COMMANDS, nvidia-smi being ``nvidia_smi``: a path (has a /) or a name looked up on PATH."""
     if os.sep in nvidia_smi:
         if not os.path.exists(nvidia_smi):
             raise GpuHealthError('nvidia_smi: %s does not exist' % nvidia_smi)
         if os.path.isdir(nvidia_smi) or not os.access(nvidia_smi, os.X_OK):
             raise GpuHealthError('nvidia_smi: %s is not an executable file' % nvidia_smi)
-        return nvidia_smi
-    path = module.get_bin_path(nvidia_smi)
-    if not path:
-        raise GpuHealthError('nvidia_smi: %s was not found on PATH (is the NVIDIA driver installed?)' % nvidia_smi)
-    return path
+    return CommandRunner(module, COMMANDS, binaries={'nvidia_smi': nvidia_smi})
 
 
-def run_nvidia_smi(module, path):
+def run_nvidia_smi(runner):
     """Run ``nvidia-smi -q -x`` once and return its parsed inventory."""
-    rc, out, err = module.run_command([path, '-q', '-x'])
-    if rc != 0:
-        message = (err or out or '').strip().splitlines()
-        raise GpuHealthError('%s -q -x exited with %d: %s%s' % (
-            path, rc, describe_exit_code(rc), (' (%s)' % message[-1]) if message else ''))
     try:
-        return parse_query_xml(out)
-    except NvidiaSmiParseError as exc:
-        raise GpuHealthError('%s -q -x did not print nvidia-smi XML: %s' % (path, exc))
+        return runner.run('nvidia_smi')
+    except CommandError as exc:
+        raise GpuHealthError('%s (is the NVIDIA driver installed?)' % exc)
 
 
-def read_kernel_log(module):
+def read_kernel_log(runner):
     """Kernel log since boot: ``journalctl -k``, or ``dmesg`` where the journal has no kernel lines.
 
     Returns (source, text); source is None when neither could be read.
     """
     attempts = []
-    for source, args in (('journalctl', ['-k', '--no-pager', '--quiet']), ('dmesg', [])):
-        path = module.get_bin_path(source)
-        if not path:
+    for source in ('journalctl', 'dmesg'):
+        if not runner.available(source):
             attempts.append('%s not found' % source)
             continue
-        rc, out, err = module.run_command([path] + args)
+        result = runner.result(source)
         # journalctl marks an empty result with "-- No entries --" (without --quiet on old versions).
-        if rc == 0 and any(line.strip() and not line.startswith('-- ') for line in out.splitlines()):
-            return source, out
-        attempts.append('%s exited with %d%s' % (source, rc, (': ' + err.strip().splitlines()[-1]) if err.strip() else ' and printed nothing'))
+        if result.rc == 0 and any(line.strip() and not line.startswith('-- ') for line in result.stdout.splitlines()):
+            return source, result.stdout
+        attempts.append('%s exited with %d%s' % (source, result.rc, (': ' + result.stderr.strip().splitlines()[-1])
+                                                 if result.stderr.strip() else ' and printed nothing'))
     return None, '; '.join(attempts)
 
 
 def check_node(module, params):
     """Run nvidia-smi and read the kernel log, then evaluate; returns the module's result keys."""
-    inventory = run_nvidia_smi(module, find_nvidia_smi(module, params['nvidia_smi']))
-    source, kernel_log = read_kernel_log(module)
+    runner = command_runner(module, params['nvidia_smi'])
+    inventory = run_nvidia_smi(runner)
+    source, kernel_log = read_kernel_log(runner)
     xid_events = attribute_xid_events(parse_xid_events(kernel_log) if source else [], inventory['gpus'])
     options = dict((key, params.get(key)) for key in DEFAULT_OPTIONS)
     problems = evaluate(inventory, xid_events, options)

@@ -333,10 +333,8 @@ gpus:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmscale.gpu_serving.plugins.module_utils.gpu_health import (
-    DEFAULT_ALLOWED_CLOCKS_EVENT_REASONS,
-    DEFAULT_XID_CRITICAL_CODES,
-    MIG_MODES,
     GpuHealthError,
+    argument_spec,
     check_node,
     check_params,
     describe_problem,
@@ -344,23 +342,7 @@ from ansible_collections.llmscale.gpu_serving.plugins.module_utils.gpu_health im
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            nvidia_smi=dict(type='str', default='nvidia-smi'),
-            fail_on_unhealthy=dict(type='bool', default=True),
-            expected_gpu_count=dict(type='int'),
-            expected_product=dict(type='str'),
-            min_driver_version=dict(type='str'),
-            max_temperature_c=dict(type='int', default=85),
-            max_ecc_uncorrected_volatile=dict(type='int', default=0),
-            max_ecc_uncorrected_aggregate=dict(type='int', default=0),
-            require_persistence_mode=dict(type='bool', default=True),
-            allowed_clocks_event_reasons=dict(type='list', elements='str', default=list(DEFAULT_ALLOWED_CLOCKS_EVENT_REASONS)),
-            expected_mig_mode=dict(type='str', choices=list(MIG_MODES), default='disabled'),
-            xid_critical_codes=dict(type='list', elements='int', default=list(DEFAULT_XID_CRITICAL_CODES)),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     errors = check_params(module.params)
     if errors:
         module.fail_json(msg='Invalid parameters: %s' % '; '.join(errors))

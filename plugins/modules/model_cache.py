@@ -244,121 +244,23 @@ throughput_bytes_per_second:
   sample: 121977908
 '''
 
-import time
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
-
-from ansible_collections.llmscale.gpu_serving.plugins.module_utils.model_cache import (
-    ModelCacheError,
-    filter_paths,
-    snapshot_relpath,
-    url_files,
-    layout_root,
+from ansible_collections.llmscale.gpu_serving.plugins.module_utils.model_cache import ModelCacheError
+from ansible_collections.llmscale.gpu_serving.plugins.module_utils.model_cache_run import (
+    REQUIRED_IF,
+    argument_spec,
+    run,
 )
-from ansible_collections.llmscale.gpu_serving.plugins.module_utils.model_cache_store import CacheSync
-from ansible_collections.llmscale.gpu_serving.plugins.module_utils.model_cache_transport import (
-    HubSource,
-    fetch,
-    remote_size,
-)
-
-
-def argument_spec():
-    return dict(
-        source=dict(type='str', choices=['hf', 'url'], default='hf'),
-        repo_id=dict(type='str'),
-        repo_type=dict(type='str', choices=['model', 'dataset'], default='model'),
-        revision=dict(type='str', default='main'),
-        allow_patterns=dict(type='list', elements='str', default=[]),
-        ignore_patterns=dict(type='list', elements='str', default=[]),
-        token=dict(type='str', no_log=True, fallback=(env_fallback, ['HF_TOKEN'])),
-        endpoint=dict(type='str', fallback=(env_fallback, ['HF_ENDPOINT'])),
-        files=dict(type='list', elements='dict', default=[], options=dict(
-            url=dict(type='str', required=True),
-            sha256=dict(type='str', required=True),
-            path=dict(type='str'),
-            size=dict(type='int'),
-        )),
-        dest=dict(type='path', required=True),
-        layout=dict(type='str', choices=['hub_cache', 'local_dir']),
-        verify=dict(type='str', choices=['quick', 'full'], default='quick'),
-        workers=dict(type='int', default=8),
-        reserve_bytes=dict(type='int', default=0),
-        timeout=dict(type='int', default=60),
-        retries=dict(type='int', default=3),
-    )
-
-
-def _items_and_source(params):
-    """(items, commit, fetcher headers, sizer) for the chosen source."""
-    timeout = params['timeout']
-    if params['source'] == 'hf':
-        hub = HubSource(params['repo_id'], params['repo_type'], params['endpoint'], params['token'])
-        commit = hub.resolve(params['revision'])
-        items = hub.list_files(commit)
-        headers = hub.headers()
-    else:
-        items = url_files(params['files'])
-        commit = None
-        headers = {'Authorization': 'Bearer %s' % params['token']} if params['token'] else {}
-    kept = set(filter_paths([item['path'] for item in items], params['allow_patterns'], params['ignore_patterns']))
-    items = [item for item in items if item['path'] in kept]
-
-    def fetcher(item, staging_path):
-        return fetch(item['url'], staging_path, item, headers, timeout)
-
-    def sizer(item):
-        return remote_size(item['url'], headers, timeout)
-    return items, commit, fetcher, sizer
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        required_if=[('source', 'hf', ['repo_id']), ('source', 'url', ['files'])],
-        supports_check_mode=True,
-    )
-    params = module.params
-    layout = params['layout'] or ('hub_cache' if params['source'] == 'hf' else 'local_dir')
-    if params['source'] == 'url' and layout != 'local_dir':
-        module.fail_json(msg='layout=hub_cache needs source=hf: URL files have no hub revision to lay out')
-    if params['workers'] < 1 or params['timeout'] < 1 or params['retries'] < 0 or params['reserve_bytes'] < 0:
-        module.fail_json(msg='workers and timeout must be at least 1, retries and reserve_bytes at least 0')
-    started = time.monotonic()
+    module = AnsibleModule(argument_spec=argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
     try:
-        items, commit, fetcher, sizer = _items_and_source(params)
-        if not items:
-            module.fail_json(msg='no files to download: allow_patterns %s and ignore_patterns %s leave nothing of %s'
-                             % (params['allow_patterns'], params['ignore_patterns'],
-                                params['repo_id'] or 'files'))
-        sync = CacheSync(layout, params['dest'], items, fetcher, repo_id=params['repo_id'],
-                         repo_type=params['repo_type'], commit=commit,
-                         revision=params['revision'] if params['source'] == 'hf' else None,
-                         verify=params['verify'], workers=params['workers'], reserve_bytes=params['reserve_bytes'],
-                         retries=params['retries'], sizer=sizer)
-        report = sync.run(check_mode=module.check_mode)
+        result = run(module.params, module.check_mode)
     except ModelCacheError as error:
         module.fail_json(msg=str(error))
-    root = layout_root(layout, params['dest'], params['repo_id'], params['repo_type'])
-    model_path = root if layout == 'local_dir' else '%s/%s' % (root, snapshot_relpath(commit, '').rstrip('/'))
-    module.exit_json(
-        changed=report['changed'],
-        revision=commit,
-        requested_revision=params['revision'] if params['source'] == 'hf' else None,
-        model_path=model_path,
-        files=len(items),
-        bytes=sum(item['size'] or 0 for item in items),
-        downloaded=sorted(report['downloaded']),
-        repaired=sorted(report['repaired']),
-        to_download=report['to_download'],
-        bytes_to_download=report['bytes_to_download'],
-        bytes_downloaded=report['bytes_downloaded'],
-        bytes_resumed=report['bytes_resumed'],
-        hashed=report['hashed'],
-        seconds=round(time.monotonic() - started, 3),
-        download_seconds=round(report['download_seconds'], 3),
-        throughput_bytes_per_second=report['throughput_bytes_per_second'],
-    )
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

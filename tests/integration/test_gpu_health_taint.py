@@ -5,25 +5,18 @@ by scripts printing recorded output (tests/fixtures); the Node is a real Node
 object of the local cluster (kwok simulates its kubelet).
 """
 import os
-import stat
 
 import pytest
 from kubernetes import client
 
-from helpers import REPO_ROOT, VENV_BIN, run_playbook
+from helpers import VENV_BIN, run_playbook
+from nvidia_smi_recorded import derive, kernel_log_stand_ins, nvidia_smi_stand_in, read_recorded
 
 PLAYBOOK = 'playbooks/gpu_health.yml'
 NODE = 'gpu-node-1'
 OUR_TAINT = {'key': 'nvidia.com/gpu-health', 'value': 'unhealthy', 'effect': 'NoSchedule'}
 # Someone else's taint: the role must leave it alone.
 OTHER_TAINT = {'key': 'example.com/maintenance-window', 'value': 'sunday', 'effect': 'PreferNoSchedule'}
-RECORDED = os.path.join(REPO_ROOT, 'tests', 'fixtures', 'nvidia-smi', 'h200-driver-580', 'q.xml')
-
-
-def _script(path, body):
-    path.write_text('#!/bin/sh\n' + body + '\n', encoding='utf-8')
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return str(path)
 
 
 @pytest.fixture
@@ -32,13 +25,9 @@ def node_side(tmp_path):
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     # A kernel log without XIDs, so the test does not depend on this machine's.
-    _script(bin_dir / 'journalctl', 'exit 0')
-    _script(bin_dir / 'dmesg', "echo '[    0.000000] Linux version 6.1.0-27-amd64'")
-    with open(RECORDED, encoding='utf-8') as handle:
-        healthy = handle.read()
-    old = '<remapped_row_pending>No</remapped_row_pending>'
-    assert healthy.count(old) == 1
-    (tmp_path / 'unhealthy.xml').write_text(healthy.replace(old, '<remapped_row_pending>Yes</remapped_row_pending>'), encoding='utf-8')
+    kernel_log_stand_ins(bin_dir)
+    unhealthy = derive(read_recorded('q.xml'),
+                       ('<remapped_row_pending>No</remapped_row_pending>', '<remapped_row_pending>Yes</remapped_row_pending>'))
     inventory = tmp_path / 'hosts.yml'
     inventory.write_text('''all:
   children:
@@ -55,8 +44,8 @@ def node_side(tmp_path):
 ''' % os.path.join(VENV_BIN, 'python'), encoding='utf-8')
     return {
         'inventory': str(inventory),
-        'healthy': _script(bin_dir / 'nvidia-smi-healthy', "cat '%s'" % RECORDED),
-        'unhealthy': _script(bin_dir / 'nvidia-smi-unhealthy', "cat '%s'" % (tmp_path / 'unhealthy.xml')),
+        'healthy': nvidia_smi_stand_in(bin_dir / 'nvidia-smi-healthy', recorded='q.xml'),
+        'unhealthy': nvidia_smi_stand_in(bin_dir / 'nvidia-smi-unhealthy', text=unhealthy),
         'env': {'PATH': os.pathsep.join([str(bin_dir), VENV_BIN, os.environ.get('PATH', '')])},
     }
 

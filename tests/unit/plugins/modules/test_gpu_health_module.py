@@ -4,12 +4,13 @@ The scripts print recorded output (tests/fixtures) and exit with nvidia-smi's
 documented exit codes; the module runs them exactly as it runs the real tools.
 """
 import os
-import stat
 
 import pytest
 
 from helpers import VENV_BIN, run_module
-from nvidia_smi_recorded import H200_DIR, KERNEL_LOG_DIR, derive, read_recorded
+from nvidia_smi_recorded import (
+    H200_DIR, KERNEL_LOG_DIR, derive, kernel_log_stand_ins, nvidia_smi_stand_in, print_file, read_recorded, write_script,
+)
 
 MODULE = 'llmscale.gpu_serving.gpu_health'
 
@@ -20,23 +21,12 @@ GPU_KEYS = {
 }
 
 
-def write_script(path, body):
-    path.write_text('#!/bin/sh\n' + body + '\n', encoding='utf-8')
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return str(path)
-
-
-def print_file(path, exit_code=0):
-    return "cat '%s'\nexit %d" % (path, exit_code)
-
-
 @pytest.fixture
 def fake_bin(tmp_path):
     """A directory put first on PATH; by default journalctl has no kernel lines and dmesg no XID."""
     directory = tmp_path / 'bin'
     directory.mkdir()
-    write_script(directory / 'journalctl', 'exit 0')
-    write_script(directory / 'dmesg', "echo '[    0.000000] Linux version 6.1.0-27-amd64'")
+    kernel_log_stand_ins(directory)
     return directory
 
 
@@ -48,13 +38,8 @@ def run(fake_bin, args, check=False):
 
 
 def fake_nvidia_smi(fake_bin, text=None, recorded=None, exit_code=0):
-    """An nvidia-smi script printing recorded output (or text derived from it) and exiting with exit_code."""
-    if recorded is not None:
-        source = os.path.join(H200_DIR, recorded)
-    else:
-        source = str(fake_bin.parent / 'nvidia-smi-output.txt')
-        (fake_bin.parent / 'nvidia-smi-output.txt').write_text(text, encoding='utf-8')
-    return write_script(fake_bin / 'nvidia-smi', print_file(source, exit_code))
+    """nvidia-smi on PATH printing recorded output (or text derived from it) and exiting with exit_code."""
+    return nvidia_smi_stand_in(fake_bin / 'nvidia-smi', recorded=recorded, text=text, exit_code=exit_code)
 
 
 def test_busy_h200_returns_the_whole_contract(fake_bin):
