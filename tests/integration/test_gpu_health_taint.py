@@ -68,7 +68,7 @@ def node_with_other_taint(core):
 
 
 def play(node_side, kubeconfig, nvidia_smi, check=False, **extra):
-    extra_vars = {'llmscale_kubeconfig': kubeconfig, 'gpu_health_taint_unhealthy': True, 'gpu_health_node_name': NODE,
+    extra_vars = {'llmscale_kubeconfig': kubeconfig, 'gpu_health_taint_unhealthy': True, 'llmscale_node_name': NODE,
                   'gpu_health_nvidia_smi': node_side[nvidia_smi]}
     extra_vars.update(extra)
     return run_playbook(PLAYBOOK, inventory=node_side['inventory'], extra_vars=extra_vars, check=check, diff=check,
@@ -90,7 +90,7 @@ def test_unhealthy_node_is_tainted_and_healthy_node_untainted(node_side, kubecon
     # Healthy, in check mode: the untaint is announced, not made.
     result = play(node_side, kubeconfig, 'healthy', check=True)
     assert result.rc == 0, result.describe()
-    assert result.task_names(changed=True) == ['Patch the taints of the Nodes that change'], result.describe()
+    assert result.task_names(changed=True) == ['Apply the GPU health taints'], result.describe()
     assert taints_of(core) == [OTHER_TAINT, OUR_TAINT]
 
     # Healthy: our taint goes, the other one stays.
@@ -106,9 +106,9 @@ def test_unhealthy_node_is_tainted_and_healthy_node_untainted(node_side, kubecon
 
 
 def test_node_missing_from_the_cluster_fails_clearly(node_side, kubeconfig):
-    result = play(node_side, kubeconfig, 'unhealthy', gpu_health_node_name='no-such-node')
+    result = play(node_side, kubeconfig, 'unhealthy', llmscale_node_name='no-such-node')
     assert result.rc != 0
-    assert any("gpu_health_node_name: the cluster has no Node named 'no-such-node'" in msg
+    assert any("llmscale_node_name: the cluster has no Node named 'no-such-node'" in msg
                for msg in result.failure_messages()), result.describe()
     assert result.changed == 0
 
@@ -116,7 +116,7 @@ def test_node_missing_from_the_cluster_fails_clearly(node_side, kubeconfig):
 @pytest.mark.parametrize('extra, variable', [
     ({'gpu_health_expected_mig_mode': 'off'}, 'gpu_health_expected_mig_mode'),
     ({'gpu_health_allowed_clocks_event_reasons': ['power_cap']}, 'gpu_health_allowed_clocks_event_reasons'),
-    ({'gpu_health_k8s_api_host': 'no-such-host'}, 'gpu_health_k8s_api_host'),
+    ({'llmscale_k8s_api_host': 'no-such-host'}, 'llmscale_k8s_api_host'),
 ])
 def test_bad_role_input_fails_before_anything_changes(node_side, kubeconfig, core, extra, variable):
     before = taints_of(core)

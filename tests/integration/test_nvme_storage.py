@@ -30,9 +30,6 @@ PLAYBOOK = """---
 - name: Apply the nvme_storage role
   hosts: all
   gather_facts: false
-  module_defaults:
-    group/kubernetes.core.k8s:
-      kubeconfig: "{{ llmscale_kubeconfig | default(omit) }}"
   roles:
     - role: llmscale.gpu_serving.nvme_storage
 """
@@ -73,7 +70,7 @@ class LoopNode:
             'nvme_storage_min_size_bytes': MIN_SIZE,
             'nvme_storage_mount_root': self.mount_root,
             'nvme_storage_fstab': str(self.fstab),
-            'nvme_storage_node_name': self.node_name,
+            'llmscale_node_name': self.node_name,
             'nvme_storage_class_name': self.class_name,
             'nvme_storage_manage_kubernetes': False,
         }

@@ -85,12 +85,12 @@ def test_unknown_os_fails_before_any_change_naming_the_facts(tmp_path, os_key):
 def test_each_os_resolves_its_cuda_repository_and_packages(tmp_path, os_key, repo, packages):
     # preflight alone: the kernel header check is what stops a real run here.
     result = run_driver(tmp_path, os_key, tasks_from='preflight', nvidia_driver_install_kernel_modules=False,
-                        show=['_nvidia_driver_cuda_repo_url', '_nvidia_driver_os_default_packages'])
+                        show=['__nvidia_driver_cuda_repo_url', '__nvidia_driver_os_default_packages'])
     assert result.rc == 0, result.describe()
-    assert shown(result, '_nvidia_driver_cuda_repo_url') == \
+    assert shown(result, '__nvidia_driver_cuda_repo_url') == \
         'https://developer.download.nvidia.com/compute/cuda/repos/' + repo
-    assert shown(result, '_nvidia_driver_os_default_packages') == packages[:-1]
-    with_modules = run_driver(tmp_path, os_key, tasks_from='preflight', show=['_nvidia_driver_os_default_packages'])
+    assert shown(result, '__nvidia_driver_os_default_packages') == packages[:-1]
+    with_modules = run_driver(tmp_path, os_key, tasks_from='preflight', show=['__nvidia_driver_os_default_packages'])
     assert with_modules.rc != 0  # no headers for the fake kernel
     assert any('0.0.0-llmscale-test' in m for m in with_modules.failure_messages())
 
@@ -98,8 +98,8 @@ def test_each_os_resolves_its_cuda_repository_and_packages(tmp_path, os_key, rep
 def test_rhel_stream_follows_branch_and_flavor(tmp_path):
     result = run_driver(tmp_path, 'rocky9', tasks_from='preflight', nvidia_driver_install_kernel_modules=False,
                         nvidia_driver_branch='570', nvidia_driver_open_kernel_modules=False,
-                        show=['_nvidia_driver_module_stream'])
-    assert shown(result, '_nvidia_driver_module_stream') == 'nvidia-driver:570-dkms'
+                        show=['__nvidia_driver_module_stream'])
+    assert shown(result, '__nvidia_driver_module_stream') == 'nvidia-driver:570-dkms'
 
 
 def test_distribution_source_on_rhel_names_the_variables(tmp_path):
@@ -139,7 +139,7 @@ def test_every_supported_os_has_a_vars_file():
     for name in ('Ubuntu-22.yml', 'Ubuntu-24.yml', 'Debian-12.yml', 'RedHat-9.yml'):
         with open(os.path.join(DRIVER_ROLE, 'vars', name), encoding='utf-8') as handle:
             data = yaml.safe_load(handle)
-        for source, flavors in data['_nvidia_driver_os_packages'].items():
+        for source, flavors in data['__nvidia_driver_os_packages'].items():
             for flavor in ('open', 'proprietary'):
                 assert flavors[flavor]['userspace'] and flavors[flavor]['kernel'], (name, source, flavor)
 
@@ -158,8 +158,8 @@ def test_runtime_block_is_valid_toml_for_both_config_versions(tmp_path, version,
         {'name': 'Render the block', 'ansible.builtin.template': {'src': TOOLKIT_TEMPLATE, 'dest': str(rendered), 'mode': '0600'}}]}]
     (tmp_path / 'play.yml').write_text(yaml.safe_dump(play))
     result = run_playbook(str(tmp_path / 'play.yml'), extra_vars={
-        '_nvidia_container_toolkit_cri': plugin,
-        '_nvidia_container_toolkit_has_runtime_table': has_table,
+        '__nvidia_container_toolkit_cri': plugin,
+        '__nvidia_container_toolkit_has_runtime_table': has_table,
         'nvidia_container_toolkit_default_runtime': default_runtime,
         'nvidia_container_toolkit_runtime_binary': '/usr/bin/nvidia-container-runtime',
         'nvidia_container_toolkit_systemd_cgroup': True,

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, llmscale
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters over the cluster facts roles/_common reads once per run (tasks_from cluster)."""
+"""The GPU nodes among the cluster facts roles/_common reads once per run (tasks_from cluster)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
