@@ -31,6 +31,16 @@ SHARED_STEMS = ('nvidia_', 'gpu_')
 _CLOSE = 0.8
 
 
+def declared_options(specs):
+    """{role: set of option names} from {role: the parsed meta/argument_specs.yml}, all entry points."""
+    declared = {}
+    for role, document in specs.items():
+        names = declared.setdefault(role, set())
+        for entry in ((document or {}).get('argument_specs') or {}).values():
+            names.update((entry or {}).get('options') or {})
+    return declared
+
+
 def role_prefix(name):
     """The role prefix ``name`` starts with, or None."""
     for prefix in ROLE_PREFIXES:
