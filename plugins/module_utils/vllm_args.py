@@ -65,7 +65,7 @@ _KEY_PART = re.compile(r'(?<=--)[^.]*')  # FlexibleArgumentParser: from -- to th
 
 def _option_table():
     table = {}
-    for dest, options, negative, nargs, deprecated in SERVE_ACTIONS:
+    for dest, options, negative, nargs, deprecated, _append in SERVE_ACTIONS:
         for option in options:
             table[option] = (dest, nargs, deprecated, True)
         for option in negative:
@@ -74,6 +74,7 @@ def _option_table():
 
 
 OPTIONS = _option_table()
+APPEND_DESTS = frozenset(row[0] for row in SERVE_ACTIONS if row[5])
 
 
 def option_dest(option):
@@ -84,7 +85,7 @@ def option_dest(option):
 
 def options_of(dest):
     """Every option string that sets ``dest``, positive forms first."""
-    for action_dest, options, negative, _nargs, _deprecated in SERVE_ACTIONS:
+    for action_dest, options, negative, _nargs, _deprecated, _append in SERVE_ACTIONS:
         if action_dest == dest:
             return tuple(options) + tuple(negative)
     return ()
@@ -160,7 +161,7 @@ def parse_extra_args(items, managed_flags=None, variable=VARIABLE):
     # 1. Items as strings; a flag with its value in one item is refused but
     #    read as the two items it should have been, to report more at once.
     words = []  # (word after vLLM's rewrite, original item)
-    for item in items:
+    for index, item in enumerate(items):
         if isinstance(item, bool) or not isinstance(item, (str, int, float)):
             errors.append('%s item %s is a %s; each item must be a string' % (variable, _quote(item), type(item).__name__))
             continue
@@ -173,7 +174,8 @@ def parse_extra_args(items, managed_flags=None, variable=VARIABLE):
             for piece in pieces:
                 words.extend(_rewrite(piece, piece))
             continue
-        words.extend(_rewrite(item, item))
+        following = items[index + 1] if index + 1 < len(items) else None
+        words.extend(_rewrite(item, item, following if isinstance(following, str) else None))
 
     # 2. Dotted JSON keys (--compilation-config.mode 3) take the next word,
     #    or the value after '=', and stand for their base option.
@@ -258,7 +260,7 @@ def parse_extra_args(items, managed_flags=None, variable=VARIABLE):
                 variable, _quote(item), entry['option'], '; set %s instead' % owner if owner else ''))
         elif dest in FORBIDDEN:
             errors.append('%s item %s (%s) is refused: %s' % (variable, _quote(item), entry['option'], FORBIDDEN[dest]))
-        if dest in seen:
+        if dest in seen and dest not in APPEND_DESTS:
             errors.append('%s item %s sets %s again (first set by %s); vLLM would keep only the last' % (
                 variable, _quote(item), dest.replace('_', '-'), _quote(seen[dest])))
         seen.setdefault(dest, item)
@@ -274,14 +276,18 @@ def parse_extra_args(items, managed_flags=None, variable=VARIABLE):
             'parallelism': parallelism, 'multi_node': multi_node}
 
 
-def _rewrite(word, item):
-    """FlexibleArgumentParser's rewrite of one word: [(word, item)]."""
+def _rewrite(word, item, following=None):
+    """FlexibleArgumentParser's rewrite of one word: [(word, item)].
+
+    ``following`` is the next item: ``-O 3`` becomes --optimization-level
+    only when that is 0, 1, 2 or 3.
+    """
     if word.startswith('--'):
         return [(_dash_key(word), item)]
     if word.startswith('-O') and word != '-O':
         level = word[3:] if word[2:3] == '=' else word[2:]
         return [('--optimization-level', item), (level, item)]
-    if word == '-O':
+    if word == '-O' and following in ('0', '1', '2', '3'):
         return [('--optimization-level', item)]
     return [(word, item)]
 

@@ -32,7 +32,7 @@ def recorded():
 
 
 def as_rows(record):
-    return tuple((a['dest'], tuple(a['options']), tuple(a['negative']), a['nargs'], a['deprecated'])
+    return tuple((a['dest'], tuple(a['options']), tuple(a['negative']), a['nargs'], a['deprecated'], a['append'])
                  for a in record['actions'])
 
 
@@ -118,8 +118,10 @@ class _Parser(argparse.ArgumentParser):
 def real_argparse():
     parser = _Parser(prog='vllm serve', add_help=False)
     parser.add_argument('model_tag', nargs='?')
-    for dest, options, negative, nargs, _deprecated in vllm_serve_flags.SERVE_ACTIONS:
-        if nargs == 0:
+    for dest, options, negative, nargs, _deprecated, append in vllm_serve_flags.SERVE_ACTIONS:
+        if append:
+            parser.add_argument(*options, dest=dest, action='append')
+        elif nargs == 0:
             parser.add_argument(*(options + negative), dest=dest, action=_Switch, negative=negative)
         else:
             parser.add_argument(*options, dest=dest, nargs=None if nargs == 1 else nargs,
@@ -138,6 +140,7 @@ VALID = [
     ['--seed', '-1'],                           # a negative number is a value
     ['--hf-token', '--enforce-eager'],          # '?' with no value
     ['--hf-token', 'abc'],
+    ['--middleware', 'a.b', '--middleware', 'c.d'],  # action="append": repeating is normal
 ]
 
 
@@ -151,8 +154,10 @@ def test_agrees_with_argparse_on_valid_lists(items):
         values = entry['values']
         if va.OPTIONS[entry['option']][1] == 0:
             assert expected is values[0]
+        elif entry['dest'] in va.APPEND_DESTS:
+            assert values[0] in expected
         elif isinstance(expected, list):
-            assert expected == values or expected[-1] == values[0]
+            assert expected == values
         else:
             assert expected == (values[0] if values else True)  # '?' alone: vLLM's const True
 
@@ -233,6 +238,11 @@ def test_optimization_level_and_dotted_json_keys():
         ('optimization_level', ['3']), ('compilation_config', ['3']), ('speculative_config', ['2'])]
 
 
+def test_bare_dash_o_takes_only_a_level():
+    assert parse('-O', '3')['options'][0]['dest'] == 'optimization_level'
+    assert 'is not an option' in parse('-O', '4')['errors'][0]
+
+
 def test_stray_value_and_double_dash():
     assert 'neither a flag nor the value' in only_error('--enforce-eager', 'foo')
     assert 'would end vLLM' in only_error('--')
@@ -262,3 +272,10 @@ def test_parallelism_and_gpus_per_pod():
 
 def test_multi_node_options_reported():
     assert parse('--nnodes', '2', '--headless')['multi_node'] == ['--nnodes', '--headless']
+
+
+def test_deprecated_options_warn():
+    result = parse('--mamba-cache-mode', 'all')
+    assert result['errors'] == []
+    assert result['warnings'] == ['vllm_extra_args item "--mamba-cache-mode": --mamba-cache-mode is deprecated in '
+                                  'vLLM 0.33.0']
