@@ -14,16 +14,23 @@ import json
 import os
 
 import pytest
+import yaml
 
 from ansible_collections.llmscale.gpu_serving.plugins.module_utils import vllm_args as va
 from ansible_collections.llmscale.gpu_serving.plugins.module_utils import vllm_serve_flags
 
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'fixtures', 'vllm-0.33.0')
 SDIST = os.environ.get('LLMSCALE_VLLM_SDIST', os.path.expanduser('~/.cache/llmscale/vllm-0.33.0.tar.gz'))
-# What roles/vllm renders today (roles/vllm/vars/main.yml __vllm_managed_flags).
-MANAGED = ['--model', '--served-model-name', '--dtype', '--quantization', '-q', '--max-model-len',
-           '--gpu-memory-utilization', '--tensor-parallel-size', '-tp', '--pipeline-parallel-size', '-pp',
-           '--block-size', '--port', '--host', '--download-dir']
+ROLE_VARS = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'roles', 'vllm', 'vars', 'main.yml')
+
+
+def role_managed_flags():
+    """What roles/vllm renders itself (__vllm_managed_flags), read from the role."""
+    with open(ROLE_VARS) as handle:
+        return tuple(yaml.safe_load(handle)['__vllm_managed_flags'])
+
+
+MANAGED = role_managed_flags()
 
 
 def recorded():
@@ -212,6 +219,11 @@ def test_managed_flags_refused_in_every_form(items, option):
 def test_managed_flags_as_a_mapping_name_the_variable():
     message = only_error('--max_model_len=10', managed={'--max-model-len': 'vllm_max_model_len'})
     assert message.endswith('set vllm_max_model_len instead')
+
+
+def test_the_role_renders_only_real_options():
+    unknown = [flag for flag in MANAGED if va.option_dest(flag) is None]
+    assert unknown == []
 
 
 def test_unknown_managed_flag_is_a_programming_error():
