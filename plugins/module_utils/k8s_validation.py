@@ -102,7 +102,7 @@ KIND_NAME_RULES = {
     'Namespace': 'dns1123-label',
     'Service': 'dns1035-label',
     'Deployment': 'dns1123-subdomain',
-    'StatefulSet': 'dns1123-label',  # its pods' hostnames are <name>-<ordinal>
+    'StatefulSet': 'dns1123-label',  # a label since Kubernetes made pod hostnames <name>-<ordinal> labels
     'DaemonSet': 'dns1123-subdomain',
     'Pod': 'dns1123-subdomain',
     'PersistentVolumeClaim': 'dns1123-subdomain',
@@ -142,9 +142,19 @@ def check_name(variable, value, rule='dns1123-subdomain'):
     return ['%s: %r is not %s%s' % (variable, value, description, hint)]
 
 
+# The StatefulSet controller labels each pod controller-revision-hash=<name>-<hash>,
+# the hash up to 10 characters; a label value is at most 63, so a longer name
+# is accepted by the API server and then no pod is ever created.
+STATEFULSET_NAME_MAX = 52
+
+
 def check_object_name(variable, value, kind):
     """metadata.name of an object of ``kind``, with the rule Kubernetes uses for that kind."""
-    return check_name(variable, value, KIND_NAME_RULES[kind])
+    errors = check_name(variable, value, KIND_NAME_RULES[kind])
+    if not errors and kind == 'StatefulSet' and len(value) > STATEFULSET_NAME_MAX:
+        errors.append('%s: %r is %d characters; a StatefulSet name longer than %d makes its pods\' '
+                      'controller-revision-hash label too long' % (variable, value, len(value), STATEFULSET_NAME_MAX))
+    return errors
 
 
 def check_port_name(variable, value):

@@ -50,6 +50,9 @@ def test_quantity_sign_and_minimum():
     ('vllm-', 'Deployment', False),
     ('vllm.', 'PersistentVolumeClaim', False),
     ('a' * 254, 'ConfigMap', False),
+    ('vllm.a', 'StatefulSet', False),         # a label, no dots
+    ('a' * 52, 'StatefulSet', True),
+    ('a' * 53, 'StatefulSet', False),         # controller-revision-hash would pass 63
 ])
 def test_object_names_follow_their_kind(name, kind, ok):
     errors = kv.check_object_name('vllm_name', name, kind)
