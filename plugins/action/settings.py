@@ -25,8 +25,8 @@ from ansible_collections.llmscale.gpu_serving.plugins.module_utils.role_settings
     option_defaults,
     prefix_of,
     settings_fact_name,
-    unknown_variables,
 )
+from ansible_collections.llmscale.gpu_serving.plugins.module_utils.unknown_variables import unknown_variables
 
 
 
@@ -90,7 +90,8 @@ class ActionModule(ActionBase):
             for entry_points in specs.values():
                 for spec in entry_points.values():
                     declared.update(spec.get('options', {}))
-            for name, suggestion in unknown_variables([prefix_of(role)], declared, task_vars):
+            own = [name for name in task_vars if isinstance(name, str) and name.startswith(prefix_of(role))]
+            for name, suggestion in unknown_variables(declared, own):
                 errors.append('%s is not a variable of the %s role%s (set llmscale_strict_variables: false to allow '
                               'your own variables with this prefix)'
                               % (name, role, '; did you mean %s?' % suggestion if suggestion else ''))

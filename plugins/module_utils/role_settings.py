@@ -6,7 +6,6 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import difflib
 import os
 
 import yaml
@@ -42,15 +41,3 @@ def settings_fact_name(role):
 def option_defaults(spec):
     """{option: default} of one entry point's options that have a default."""
     return dict((name, option['default']) for name, option in spec.get('options', {}).items() if 'default' in option)
-
-
-def unknown_variables(prefixes, declared, names):
-    """(name, suggestion or None) for each variable with one of the prefixes that no spec declares."""
-    declared = sorted(declared)
-    found = []
-    for name in sorted(names):
-        if not isinstance(name, str) or name in declared or not name.startswith(tuple(prefixes)):
-            continue
-        close = difflib.get_close_matches(name, declared, n=1, cutoff=0.75)
-        found.append((name, close[0] if close else None))
-    return found

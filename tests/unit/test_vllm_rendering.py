@@ -24,6 +24,7 @@ CASES = [
     ('tls', {'vllm_ingress_host': 'llm.example.com', 'vllm_ingress_tls_secret': 'llm-tls', 'vllm_ingress_class': 'internal'}),
     ('no-ingress', {'vllm_ingress_enabled': False}),
     ('startup-95s', {'vllm_startup_timeout_seconds': 95, 'vllm_probe_period_seconds': 10}),
+    ('data-parallel', {'vllm_tensor_parallel_size': 2, 'vllm_extra_args': ['--data-parallel-size', '2']}),
     ('shared-cache', {'vllm_model_cache_access_modes': ['ReadWriteMany'], 'vllm_model_cache_storage_class': 'nfs'}),
 ]
 
@@ -91,6 +92,12 @@ def test_gpus_are_tensor_times_pipeline_parallel_size(rendered):
     assert _flag(args, '--max-model-len') == '32768'
     assert _flag(args, '--block-size') == '32'
     assert args[-1] == '--enable-prefix-caching'
+
+
+def test_gpus_are_vllm_world_size_with_data_parallel_ranks_in_the_pod(rendered):
+    kinds, _objects = rendered['data-parallel']
+    container = kinds['StatefulSet']['spec']['template']['spec']['containers'][0]
+    assert container['resources']['limits']['nvidia.com/gpu'] == '4'
 
 
 def test_pod_security_context_is_restricted_with_writable_caches(default_objects):
@@ -206,7 +213,9 @@ def test_startup_probe_threshold_rounds_up(rendered):
     ({'vllm_service_name': 'vllm'}, 'vllm_service_name'),
     ({'vllm_extra_args': ['--swap-space', '4']}, 'vllm_extra_args'),
     ({'vllm_extra_args': ['--max_model_len=10']}, 'vllm_extra_args'),
-    ({'vllm_extra_args': ['--data-parallel-size', '2']}, 'vllm_extra_args'),
+    ({'vllm_extra_args': ['--max-model-len 10']}, 'vllm_extra_args'),
+    ({'vllm_extra_args': ['--disable-log-stats']}, 'vllm_extra_args'),
+    ({'vllm_extra_args': ['--config', 'x.yaml']}, 'vllm_extra_args'),
     ({'vllm_replicas': 10000}, 'vllm_replicas'),
     ({'vllm_replicas': 'many'}, 'vllm_replicas'),
     ({'vllm_tensor_paralel_size': 2}, 'vllm_tensor_parallel_size'),
