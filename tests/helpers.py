@@ -125,7 +125,7 @@ def run_playbook(playbook, inventory=None, extra_vars=None, check=False, diff=Fa
     return PlaybookResult(rc=proc.returncode, output=output, stderr=proc.stderr, raw_stdout=proc.stdout)
 
 
-def run_module(module, args, env=None, check=False, timeout=600):
+def run_module(module, args, env=None, check=False, timeout=600, diff=False):
     """Run one module ad hoc on localhost; returns (rc, result dict)."""
     cmd = [os.path.join(VENV_BIN, 'ansible'), 'localhost', '-c', 'local', '-i', 'localhost,',
            '-e', 'ansible_python_interpreter=' + os.path.join(VENV_BIN, 'python'), '-m', module]
@@ -134,6 +134,8 @@ def run_module(module, args, env=None, check=False, timeout=600):
         cmd += ['-a', json.dumps(args)]
     if check:
         cmd.append('--check')
+    if diff:
+        cmd.append('--diff')
     run_env = ansible_env({'ANSIBLE_LOAD_CALLBACK_PLUGINS': '1',
                            'ANSIBLE_STDOUT_CALLBACK': 'ansible.builtin.json',
                            'ANSIBLE_CALLBACK_RESULT_FORMAT': 'json'})

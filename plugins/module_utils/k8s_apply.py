@@ -443,21 +443,38 @@ class K8sTransport(object):
         return found
 
 
-def run_module(module, yaml_dump):
-    """What the k8s_apply module does once its parameters are parsed."""
+def transport_for(params, field_manager):
+    """The standard-library transport when the access allows it, else kubernetes.core's client (k8s_http.py)."""
+    from ansible_collections.llmscale.gpu_serving.plugins.module_utils.k8s_http import (
+        AccessError, HttpClient, HttpTransport, load_access)
+    try:
+        access = load_access(params)
+    except (IOError, OSError, ValueError, KeyError) as error:
+        raise ApplyError('cannot read the kubeconfig (llmscale_kubeconfig): %s' % error)
+    if access is not None:
+        try:
+            return HttpTransport(HttpClient(access), field_manager, ApplyError)
+        except (AccessError, IOError, OSError, ValueError) as error:
+            raise ApplyError('cannot use the credentials of the kubeconfig (llmscale_kubeconfig): %s' % error)
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+    try:
+        return K8sTransport(get_api_client(**dict((name, params.get(name)) for name in AUTH_ARG_SPEC)), field_manager)
+    except CoreException as error:
+        raise ApplyError(str(error))
 
+
+def run_module(module, yaml_dump):
+    """What the k8s_apply module does once its parameters are parsed."""
     params = module.params
     try:
-        client = get_api_client(**dict((name, params.get(name)) for name in AUTH_ARG_SPEC))
-        applier = Applier(K8sTransport(client, params['field_manager']), params['field_manager'],
+        applier = Applier(transport_for(params, params['field_manager']), params['field_manager'],
                           module.check_mode, yaml_dump)
         result = applier.run(params['objects'] + params['secrets'], create_only=params['create_only'],
                              prune=params['prune'], replace=params['replace'], wait=params['wait'],
                              wait_timeout=params['wait_timeout'])
-    except (ApplyError, CoreException) as error:
+    except ApplyError as error:
         module.fail_json(msg=str(error))
     if not module._diff:
         result.pop('diff')
@@ -478,14 +495,8 @@ def read_all(transport, queries, workers=8):
 
 def run_read_module(module):
     """What the k8s_read module does once its parameters are parsed."""
-    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
-
-    params = module.params
     try:
-        client = get_api_client(**dict((name, params.get(name)) for name in AUTH_ARG_SPEC))
-        resources = read_all(K8sTransport(client, None), params['queries'])
-    except (ApplyError, CoreException) as error:
+        resources = read_all(transport_for(module.params, None), module.params['queries'])
+    except ApplyError as error:
         module.fail_json(msg=str(error))
     module.exit_json(changed=False, resources=resources)
