@@ -12,7 +12,8 @@ export PATH="$KUBERNETES_BIN_DIR:$HELM_BIN_DIR:$PATH"
 echo "==> model_cache: cold pre-warm vs hf download, warm re-run (loopback Hugging Face server)"
 python benchmarks/model_cache/bench.py
 
-KUBECONFIG=$(bash scripts/cluster.sh up | tail -n 1 | sed -n 's/^KUBECONFIG=//p')
+bash scripts/cluster.sh up >/dev/null
+KUBECONFIG=$(bash scripts/cluster.sh kubeconfig)
 export KUBECONFIG
 echo "==> serving: no-change re-run of serving.yml vs helm upgrade --install (vLLM production-stack) vs kubectl apply --server-side"
 python benchmarks/serving/bench_noop_rerun.py --rounds 5

@@ -4,11 +4,13 @@
 # processes by kwokctl's binary runtime, with kwok simulating the nodes of
 # tools/cluster/nodes.yaml (two 8-GPU H100 nodes, one CPU node).
 #
-# Usage: scripts/cluster.sh up|down|status
-#   up      start (or reuse) the cluster; the last line on stdout is
-#           KUBECONFIG=<absolute path>. Progress goes to stderr.
-#   down    stop it and remove its state (a no-op when there is none).
-#   status  say whether it is up and how much memory its processes use.
+# Usage: scripts/cluster.sh up|down|status|kubeconfig
+#   up          start (or reuse) the cluster; the last line on stdout is
+#               KUBECONFIG=<absolute path>. Progress goes to stderr.
+#   down        stop it and remove its state (a no-op when there is none).
+#   status      say whether it is up and how much memory its processes use.
+#   kubeconfig  print the absolute path of the kubeconfig of the running
+#               cluster (the one line on stdout); exit 1 when it is not serving.
 # Every binary comes from scripts/build-tools.sh; nothing is downloaded.
 set -euo pipefail
 
@@ -233,8 +235,13 @@ cluster_status() {
     END { printf "  total RSS %.1f MiB\n", total / 1024 }'
 }
 
+cluster_kubeconfig() {
+  api_ready || die "cluster '${cluster_name}' is not serving: run '$0 up' first"
+  echo "${kubeconfig}"
+}
+
 command="${1:-}"
-[[ -n "${command}" ]] || { echo "usage: $0 up|down|status" >&2; exit 2; }
+[[ -n "${command}" ]] || { echo "usage: $0 up|down|status|kubeconfig" >&2; exit 2; }
 mkdir -p "${KWOK_WORKDIR}"
 # One cluster per name on this machine: serialize concurrent up/down calls.
 exec 9>"${KWOK_WORKDIR}/.${cluster_name}.cluster-sh.lock"
@@ -242,5 +249,6 @@ case "${command}" in
   up) flock 9; cluster_up ;;
   down) flock 9; delete_cluster; log "cluster '${cluster_name}' is down" ;;
   status) cluster_status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  kubeconfig) cluster_kubeconfig ;;
+  *) echo "usage: $0 up|down|status|kubeconfig" >&2; exit 2 ;;
 esac

@@ -5,8 +5,8 @@ set -euo pipefail
 # shellcheck source=scripts/env.sh
 source "$(dirname "$0")/env.sh"
 
-KUBECONFIG=$(bash scripts/cluster.sh up | tail -n 1 | sed -n 's/^KUBECONFIG=//p')
-[ -n "$KUBECONFIG" ] || { echo "cluster.sh up did not print KUBECONFIG=<path>" >&2; exit 1; }
+bash scripts/cluster.sh up >/dev/null
+KUBECONFIG=$(bash scripts/cluster.sh kubeconfig)
 export KUBECONFIG
 echo "==> ansible-playbook -i inventories/local playbooks/site.yml (KUBECONFIG=$KUBECONFIG)"
 ansible-playbook -i inventories/local playbooks/site.yml "$@"

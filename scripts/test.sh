@@ -3,7 +3,7 @@
 #   unit         pytest tests/unit
 #   lint         ansible-lint (production profile) and yamllint
 #   sanity       ansible-test sanity, from a copy laid out as ansible_collections/llmscale/gpu_serving
-#   integration  local cluster up, pytest tests/integration, every Molecule scenario, cluster down
+#   integration  local cluster up, pytest tools/tests (the harness) and tests/integration, every Molecule scenario, cluster down
 set -euo pipefail
 
 # shellcheck source=scripts/env.sh
@@ -46,13 +46,12 @@ run_integration() {
   stage "local cluster up"
   # Set before starting: a cluster that fails half-way up is removed too.
   trap 'stage "local cluster down"; bash scripts/cluster.sh down' EXIT
-  KUBECONFIG=$(bash scripts/cluster.sh up | tail -n 1 | sed -n 's/^KUBECONFIG=//p')
-  [ -n "$KUBECONFIG" ] || { echo "cluster.sh up did not print KUBECONFIG=<path>" >&2; return 1; }
+  bash scripts/cluster.sh up >/dev/null
+  KUBECONFIG=$(bash scripts/cluster.sh kubeconfig)
   export KUBECONFIG
-  stage "integration tests (pytest tests/integration)"
-  python -m pytest -q -p no:cacheprovider tests/integration || rc=$?
-  # pytest exit 5 = nothing collected: not a failure of the suite itself.
-  [ "$rc" = 5 ] && rc=0
+  stage "integration tests (pytest tools/tests tests/integration)"
+  # Any non-zero exit fails the stage, 5 (nothing collected) included.
+  python -m pytest -q -p no:cacheprovider tools/tests tests/integration || rc=$?
   for scenario in molecule/*/; do
     scenario=$(basename "$scenario")
     [ -f "molecule/$scenario/molecule.yml" ] || continue

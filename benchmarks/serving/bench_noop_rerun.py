@@ -24,7 +24,7 @@ from kubernetes import client, config
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO_ROOT, 'tests'))
 from helpers import VENV_BIN, PlaybookResult, ansible_env, run_playbook  # noqa: E402  pylint: disable=import-error,wrong-import-position
-from integration.cluster_helpers import delete_if_present  # noqa: E402  pylint: disable=import-error,wrong-import-position
+from integration.cluster_helpers import delete_if_present, start_cluster  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 INVENTORY = os.path.join(REPO_ROOT, 'inventories', 'local')
 FIELD_MANAGER = 'llmscale.gpu_serving'
@@ -47,9 +47,7 @@ def cluster_kubeconfig():
     path = os.environ.get('KUBECONFIG', '')
     if path and os.path.isfile(path):
         return path
-    proc = subprocess.run(['bash', os.path.join(REPO_ROOT, 'scripts', 'cluster.sh'), 'up'], capture_output=True,
-                          text=True, check=True, cwd=REPO_ROOT)
-    return proc.stdout.strip().splitlines()[-1].split('=', 1)[1]
+    return start_cluster()
 
 
 def render_objects(variables, path):

@@ -1,7 +1,24 @@
 """Small helpers for tests that talk to the local cluster."""
+import os
+import subprocess
 import time
 
 from kubernetes.client.rest import ApiException
+
+
+CLUSTER_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                              'scripts', 'cluster.sh')
+
+
+def start_cluster():
+    """Start (or reuse) the local cluster of $LLMSCALE_CLUSTER_NAME; return its kubeconfig path (`cluster.sh kubeconfig`)."""
+    for command in ('up', 'kubeconfig'):
+        proc = subprocess.run(['bash', CLUSTER_SCRIPT, command], capture_output=True, text=True,
+                              timeout=3600, check=False, cwd=os.path.dirname(os.path.dirname(CLUSTER_SCRIPT)))
+        if proc.returncode != 0:
+            raise RuntimeError('scripts/cluster.sh %s failed (rc=%s):\n%s\n%s'
+                               % (command, proc.returncode, proc.stdout[-3000:], proc.stderr[-5000:]))
+    return proc.stdout.strip()
 
 
 def delete_if_present(delete, *args, **kwargs):

@@ -31,12 +31,19 @@ def test_apt_pins_the_branch(host):
     assert 'Pin: version %s.*' % BRANCH in pref.content_string
 
 
-def test_debian_nonfree_components_signed_by_the_archive_key(host):
-    sources = host.file('/etc/apt/sources.list.d/debian-nvidia.sources').content_string
+@pytest.mark.parametrize('name, suites', [
+    ('debian-nvidia', 'bookworm bookworm-updates'),
+    ('debian-security-nvidia', 'bookworm-security'),
+])
+def test_debian_nonfree_components_signed_by_the_archive_key(host, name, suites):
+    sources = host.file('/etc/apt/sources.list.d/%s.sources' % name).content_string
+    assert 'Suites: %s\n' % suites in sources
     assert 'Components: contrib non-free non-free-firmware' in sources
-    assert 'Suites: bookworm-security' in sources
     assert 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' in sources
-    # apt itself reads them: the non-free index is there after the update.
+
+
+def test_apt_reads_the_nonfree_sources(host):
+    # The non-free index is there after the update.
     assert 'bookworm/non-free' in host.check_output('apt-cache policy nvidia-smi')
 
 

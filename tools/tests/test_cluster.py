@@ -1,4 +1,7 @@
-"""The local cluster is a real Kubernetes control plane, not a mock.
+"""The test harness: the local cluster of scripts/cluster.sh is a real Kubernetes control plane, not a mock.
+
+These test the harness, not the collection (scripts/test.sh runs them with the
+integration tests, which rely on it).
 
 Each test drives a real component: the scheduler (GPU placement, 9-GPU pod),
 admission (PodSecurity), kubernetes.core against the API server (idempotence),
@@ -53,6 +56,23 @@ def _deployment(name, replicas, container, annotations=None):
 
 def _condition(conditions, kind):
     return next((c for c in conditions or [] if c.type == kind), None)
+
+
+def test_kubeconfig_command_prints_the_running_clusters_kubeconfig(kubeconfig):
+    proc = subprocess.run(['bash', os.path.join(REPO_ROOT, 'scripts', 'cluster.sh'), 'kubeconfig'],
+                          capture_output=True, text=True, timeout=120, check=False, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == kubeconfig + '\n'
+
+
+def test_kubeconfig_command_fails_for_a_cluster_that_does_not_run(tmp_path):
+    # An empty state folder: no cluster was ever created there.
+    env = dict(os.environ, LLMSCALE_KWOK_WORKDIR=str(tmp_path))
+    proc = subprocess.run(['bash', os.path.join(REPO_ROOT, 'scripts', 'cluster.sh'), 'kubeconfig'], env=env,
+                          capture_output=True, text=True, timeout=120, check=False, cwd=REPO_ROOT)
+    assert proc.returncode == 1
+    assert proc.stdout == ''
+    assert 'is not serving' in proc.stderr
 
 
 def test_api_server_reports_the_pinned_version(api_client):
