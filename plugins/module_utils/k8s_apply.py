@@ -471,7 +471,10 @@ def run_module(module, yaml_dump):
     try:
         applier = Applier(transport_for(params, params['field_manager']), params['field_manager'],
                           module.check_mode, yaml_dump)
-        result = applier.run(params['objects'] + params['secrets'], create_only=params['create_only'],
+        if len(params['secrets']) != len(params['secret_data']):
+            raise ApplyError('secrets and secret_data must have one entry per Secret')
+        secrets = [dict(secret, data=data) for secret, data in zip(params['secrets'], params['secret_data'])]
+        result = applier.run(params['objects'] + secrets, create_only=params['create_only'],
                              prune=params['prune'], replace=params['replace'], wait=params['wait'],
                              wait_timeout=params['wait_timeout'])
     except ApplyError as error:

@@ -39,7 +39,16 @@ options:
     elements: dict
     default: []
   secrets:
-    description: Secret objects. Their values are kept out of logs, results and diffs.
+    description:
+      - Secret objects without their values (their C(data) is taken from O(secret_data)); they are applied like the
+        other objects, but no value ever appears in the result or the diff.
+    type: list
+    elements: dict
+    default: []
+  secret_data:
+    description:
+      - The C(data) of each Secret of O(secrets), in the same order. The only no_log option, so that Ansible's masking
+        of no_log values does not also hide the Secrets' names and labels in the output.
     type: list
     elements: dict
     default: []
@@ -145,7 +154,8 @@ from ansible_collections.llmscale.gpu_serving.plugins.module_utils.k8s_apply imp
 def main():
     argument_spec = dict(
         objects=dict(type='list', elements='dict', default=[]),
-        secrets=dict(type='list', elements='dict', default=[], no_log=True),
+        secrets=dict(type='list', elements='dict', default=[]),
+        secret_data=dict(type='list', elements='dict', default=[], no_log=True),
         field_manager=dict(type='str', default='llmscale.gpu_serving'),
         create_only=dict(type='list', elements='str', default=[]),
         prune=dict(type='list', elements='dict', default=[], options=dict(

@@ -76,10 +76,13 @@ def test_secret_values_stay_out_of_results_and_diffs(kubeconfig, api_client, nam
     encoded = base64.b64encode(value.encode()).decode()
     secret = {'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {'name': 'token', 'namespace': namespace},
               'type': 'Opaque', 'data': {'HF_TOKEN': encoded}}
-    rc, result = run_module('llmscale.gpu_serving.k8s_apply', {'kubeconfig': kubeconfig, 'secrets': [secret]},
-                            diff=True)
+    shape = dict(secret, data={})
+    rc, result = run_module('llmscale.gpu_serving.k8s_apply', {'kubeconfig': kubeconfig, 'secrets': [shape],
+                                                               'secret_data': [secret['data']]}, diff=True)
     assert rc == 0 and result['summary'] == {'create': 1}, result
     assert value not in repr(result) and encoded not in repr(result)
+    # Only the values are masked: the Secret's name stays readable in the result.
+    assert {'kind': 'Secret', 'namespace': namespace, 'name': 'token', 'action': 'create'} in result['objects']
     assert client.CoreV1Api(api_client).read_namespaced_secret('token', namespace).data['HF_TOKEN'] == encoded
 
 

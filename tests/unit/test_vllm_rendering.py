@@ -21,7 +21,7 @@ CASES = [
     ('parallel', {'vllm_tensor_parallel_size': 4, 'vllm_pipeline_parallel_size': 2, 'vllm_quantization': 'fp8',
                   'vllm_max_model_len': 32768, 'vllm_block_size': 32, 'vllm_extra_args': ['--enable-prefix-caching']}),
     ('prewarmed', {'vllm_model_cache_prewarmed': True, 'vllm_hf_token': 'hf_unit_test_secret'}),
-    ('tls', {'vllm_ingress_host': 'llm.example.com', 'vllm_ingress_tls_secret': 'llm-tls', 'vllm_ingress_class': 'internal'}),
+    ('tls', {'vllm_ingress_host': 'llm.internal.corp', 'vllm_ingress_tls_secret': 'llm-tls', 'vllm_ingress_class': 'internal'}),
     ('no-ingress', {'vllm_ingress_enabled': False}),
     ('startup-95s', {'vllm_startup_timeout_seconds': 95, 'vllm_probe_period_seconds': 10}),
     ('data-parallel', {'vllm_tensor_parallel_size': 2, 'vllm_extra_args': ['--data-parallel-size', '2']}),
@@ -192,8 +192,8 @@ def test_ingress_tls_and_disabled_ingress(rendered):
     kinds, _objects = rendered['tls']
     ingress = kinds['Ingress']['spec']
     assert ingress['ingressClassName'] == 'internal'
-    assert ingress['tls'] == [{'hosts': ['llm.example.com'], 'secretName': 'llm-tls'}]
-    assert ingress['rules'][0]['host'] == 'llm.example.com'
+    assert ingress['tls'] == [{'hosts': ['llm.internal.corp'], 'secretName': 'llm-tls'}]
+    assert ingress['rules'][0]['host'] == 'llm.internal.corp'
     kinds, _objects = rendered['no-ingress']
     assert 'Ingress' not in kinds
 
@@ -220,6 +220,11 @@ def test_startup_probe_threshold_rounds_up(rendered):
     ({'vllm_replicas': 'many'}, 'vllm_replicas'),
     ({'vllm_tensor_paralel_size': 2}, 'vllm_tensor_parallel_size'),
     ({'vllm_namespace': 'LLM_Inference'}, 'vllm_namespace'),
+    ({'vllm_shm_size': '8Gb'}, 'vllm_shm_size'),
+    # Warnings, as errors when the site asks for it.
+    ({'vllm_image_tag': 'latest', 'llmscale_warnings_as_errors': True}, 'vllm_image_tag'),
+    ({'vllm_ingress_host': 'llm.yourdomain.com', 'llmscale_warnings_as_errors': True}, 'vllm_ingress_host'),
+    ({'vllm_startup_timeout_seconds': 30, 'llmscale_warnings_as_errors': True}, 'vllm_startup_timeout_seconds'),
     ({'vllm_extra_args': ['--port=9000']}, 'vllm_extra_args'),
     ({'vllm_dtype': 'fp4'}, 'vllm_dtype'),
     ({'vllm_ingress_tls_secret': 'tls'}, 'vllm_ingress_tls_secret'),
