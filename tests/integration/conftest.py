@@ -95,3 +95,18 @@ def namespace(api_client):  # pylint: disable=redefined-outer-name
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name, propagation_policy='Background')
+
+
+@pytest.fixture(scope='session')
+def keda_local(api_client, kubeconfig, tmp_path_factory):  # pylint: disable=redefined-outer-name
+    """KEDA's operator and metrics API server running locally against the cluster (tests/integration/scaling_harness.py).
+
+    Tests that create ScaledObjects delete them before this fixture ends: the
+    operator removes their finalizers, and the chart's CRDs go away with it.
+    """
+    from scaling_harness import KedaProcesses  # pylint: disable=import-error,import-outside-toplevel
+    keda = KedaProcesses(api_client, kubeconfig, str(tmp_path_factory.mktemp('keda')))
+    try:
+        yield keda.install().start()
+    finally:
+        keda.stop()
