@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the local control plane (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, etcd, kwok, kwokctl, metrics-server, helm) from the
-# Go module proxy at the versions pinned in tools/versions.env, into
+# kube-scheduler, kubectl, etcd, kwok, kwokctl, metrics-server, helm) and the
+# autoscaling loop's parts (KEDA operator and metrics API server, Prometheus)
+# from the Go module proxy at the versions pinned in tools/versions.env, into
 # ~/.cache/llmscale/bin/<component>-<version>/. No registry or download site is
 # reachable here, so Go modules are the only source of real upstream binaries.
 #
@@ -26,6 +27,8 @@ export GOFLAGS="${GOFLAGS:-} -mod=readonly -trimpath -buildvcs=false"
 # Modules whose go directive is newer than the installed Go make the go command
 # fetch that toolchain from the module proxy (an approved one: go1.27.3).
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
+# Prometheus's module ships a go.work naming folders its module zip lacks.
+export GOWORK=off
 
 kube_minor="${KUBERNETES_VERSION#v1.}"; kube_minor="${kube_minor%%.*}"
 # Helm and kwokctl read the version the binaries report, so stamp the real one.
@@ -47,6 +50,8 @@ helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} 
  -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 \
  -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${helm_kube_minor}"
 metrics_server_ldflags="-s -w -X k8s.io/client-go/pkg/version.gitVersion=${METRICS_SERVER_VERSION}"
+keda_ldflags="-s -w -X github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}"
+prometheus_ldflags="-s -w -X github.com/prometheus/common/version.Version=${PROMETHEUS_RELEASE}"
 
 log() { printf '%s build-tools: %s\n' "$(date +%H:%M:%S)" "$*"; }
 
@@ -87,9 +92,12 @@ build_binary() {
 }
 
 # build_component NAME MODULE VERSION OUT_DIR LDFLAGS BINARY=PACKAGE...
+# With BUILD_IN_MODULE=1 the packages are built in MODULE's own directory in
+# the module cache (downloaded through tools/NAME, whose go.sum pins its hash),
+# so MODULE's own go.mod, replace directives and go.sum apply.
 build_component() {
   local name="$1" module="$2" version="$3" out_dir="$4" ldflags="$5"; shift 5
-  local module_dir="${repo_root}/tools/${name}" stamp_file want_stamp started spec missing=0
+  local module_dir="${repo_root}/tools/${name}" build_dir stamp_file want_stamp started spec missing=0
   require_pin "${module_dir}" "${module}" "${version}"
   # The stamp covers everything that changes the output: module files, flags, Go.
   want_stamp="$( { cat "${module_dir}"/go.mod "${module_dir}"/go.sum "${module_dir}"/*.go 2>/dev/null; echo "${ldflags} $*"; go env GOVERSION; } | sha256sum | cut -d' ' -f1)"
@@ -111,8 +119,12 @@ build_component() {
   started=$(date +%s)
   log "${name} ${version}: building into ${out_dir}"
   rm -f "${stamp_file}"
+  build_dir="${module_dir}"
+  if [[ "${BUILD_IN_MODULE:-0}" == 1 ]]; then
+    build_dir="$(module_source_dir "${name}" "${module}")"
+  fi
   for spec in "$@"; do
-    build_binary "${module_dir}" "${out_dir}" "${spec%%=*}" "${spec#*=}" "${ldflags}"
+    build_binary "${build_dir}" "${out_dir}" "${spec%%=*}" "${spec#*=}" "${ldflags}"
   done
   echo "${want_stamp}" >"${stamp_file}"
   exec 8>&-
@@ -160,8 +172,21 @@ build_metrics-server() {
 build_helm() {
   build_component helm helm.sh/helm/v3 "${HELM_VERSION}" "${HELM_BIN_DIR}" "${helm_ldflags}" helm=helm.sh/helm/v3/cmd/helm
 }
+# KEDA's operator and its metrics API server (cmd/adapter, which serves
+# external.metrics.k8s.io); tests/integration/scaling_harness.py runs both
+# against the local cluster. CRDs and RBAC come from the real chart.
+build_keda() {
+  BUILD_IN_MODULE=1 build_component keda github.com/kedacore/keda/v2 "${KEDA_VERSION}" "${KEDA_BIN_DIR}" "${keda_ldflags}" \
+    keda-operator=./cmd/operator keda-adapter=./cmd/adapter
+}
+# Debian's prometheus server lacks Kubernetes service discovery. Without the
+# builtinassets tag the web UI is left out; the HTTP API is all the tests use.
+build_prometheus() {
+  BUILD_IN_MODULE=1 build_component prometheus github.com/prometheus/prometheus "${PROMETHEUS_VERSION}" "${PROMETHEUS_BIN_DIR}" "${prometheus_ldflags}" \
+    prometheus=./cmd/prometheus
+}
 
-all_components=(kubernetes etcd kwok metrics-server helm)
+all_components=(kubernetes etcd kwok metrics-server helm keda prometheus)
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=("${all_components[@]}")
 

@@ -1,2 +1,19 @@
 """Fixtures that give integration tests the local cluster: see cluster_fixtures.py."""
+import pytest
+
 from cluster_fixtures import api_client, kubeconfig, namespace  # noqa: F401  pylint: disable=import-error,unused-import
+
+
+@pytest.fixture(scope='session')
+def keda_local(api_client, kubeconfig, tmp_path_factory):  # noqa: F811  pylint: disable=redefined-outer-name
+    """KEDA's operator and metrics API server running locally against the cluster (tests/integration/scaling_harness.py).
+
+    Tests that create ScaledObjects delete them before this fixture ends: the
+    operator removes their finalizers, and the chart's CRDs go away with it.
+    """
+    from scaling_harness import KedaProcesses  # pylint: disable=import-error,import-outside-toplevel
+    keda = KedaProcesses(api_client, kubeconfig, str(tmp_path_factory.mktemp('keda')))
+    try:
+        yield keda.install().start()
+    finally:
+        keda.stop()

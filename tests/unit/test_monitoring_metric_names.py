@@ -1,9 +1,7 @@
 """Every metric the alert rules and dashboards query exists in vLLM's V1 engine or the DCGM exporter.
 
-The allowlist was read from the sources that define the names: vLLM's
-vllm/v1/metrics/loggers.py (PrometheusStatLogger; counters are exposed with
-_total, histograms as _bucket/_sum/_count; labels model_name and engine, plus
-finished_reason on vllm:request_success) and the DCGM exporter's
+The vLLM allowlist is tests/vllm_metrics.py (shared with the integration
+tests' simulated vLLM exporter); the DCGM names were read from the DCGM exporter's
 etc/default-counters.csv and etc/dcp-metrics-included.csv (the ECC counters are
 commented out there and enabled by the gpu_operator role's counters file).
 Names of the original design that vLLM never had must appear nowhere.
@@ -17,27 +15,10 @@ import pytest
 import yaml
 
 from helpers import REPO_ROOT  # pylint: disable=import-error
+from vllm_metrics import VLLM_COUNTERS, VLLM_GAUGES, VLLM_HISTOGRAMS, VLLM_LABELS  # pylint: disable=import-error
 
 ROLE_FILES = os.path.join(REPO_ROOT, 'roles', 'monitoring', 'files')
 
-VLLM_GAUGES = {
-    'vllm:num_requests_running', 'vllm:num_requests_waiting', 'vllm:kv_cache_usage_perc',
-    'vllm:engine_sleep_state', 'vllm:cache_config_info', 'vllm:lora_requests_info',
-}
-VLLM_COUNTERS = {  # as exposed, with the _total suffix
-    'vllm:prompt_tokens_total', 'vllm:generation_tokens_total', 'vllm:request_success_total',
-    'vllm:num_preemptions_total', 'vllm:prefix_cache_queries_total', 'vllm:prefix_cache_hits_total',
-    'vllm:external_prefix_cache_queries_total', 'vllm:external_prefix_cache_hits_total',
-    'vllm:mm_cache_queries_total', 'vllm:mm_cache_hits_total',
-}
-VLLM_HISTOGRAMS = {
-    'vllm:e2e_request_latency_seconds', 'vllm:time_to_first_token_seconds', 'vllm:inter_token_latency_seconds',
-    'vllm:request_time_per_output_token_seconds', 'vllm:request_queue_time_seconds',
-    'vllm:request_inference_time_seconds', 'vllm:request_prefill_time_seconds', 'vllm:request_decode_time_seconds',
-    'vllm:request_prompt_tokens', 'vllm:request_generation_tokens', 'vllm:iteration_tokens_total',
-    'vllm:request_max_num_generation_tokens', 'vllm:request_params_n', 'vllm:request_params_max_tokens',
-}
-VLLM_LABELS = {'model_name', 'engine', 'finished_reason', 'le'}
 # Labels Prometheus adds from the ServiceMonitor's target.
 TARGET_LABELS = {'job', 'namespace', 'pod', 'service', 'instance', 'container', 'endpoint'}
 DCGM_FIELDS = {
