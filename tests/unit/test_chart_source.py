@@ -97,3 +97,11 @@ def test_a_missing_chart_path_names_the_role_variable(tmp_path):
     assert result.rc != 0
     message = ' '.join(result.failure_messages())
     assert 'nowhere.tgz does not exist' in message and 'autoscaling_prometheus_adapter_chart_path' in message
+
+
+def test_a_chart_dir_without_digests_says_how_to_make_them(tmp_path, chart_dir):
+    os.unlink(os.path.join(chart_dir, 'SHA256SUMS'))
+    result = check(tmp_path, llmscale_chart_dir=chart_dir, _common_chart_version=pinned_version(CHART))
+    assert result.rc != 0
+    message = ' '.join(result.failure_messages())
+    assert 'no digests file' in message and 'scripts/charts.sh digests' in message, result.describe()
