@@ -3,10 +3,10 @@ admission, validation), scheduler (GPU placement), controller-manager (Deploymen
 HPA) and kwok-simulated GPU nodes.
 
 The gpu_operator and monitoring roles are switched off here (their own tests
-cover them with their test charts). prometheus-adapter is installed from
-tests/charts/prometheus-adapter-test with the real helm: no Helm repository
-is reachable. No custom metrics API runs here, so the HPA never gets a value:
-the tests check that the HPA controller asks for vllm_num_requests_waiting.
+cover them with the real charts; the autoscaling role's prometheus-adapter and
+KEDA installs are in test_autoscaling_charts.py). No custom metrics API runs
+here, so the HPA never gets a value: the tests check that the HPA controller
+asks for vllm_num_requests_waiting.
 """
 import base64
 import copy
@@ -15,17 +15,14 @@ import os
 import uuid
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from cluster_helpers import delete_if_present, poll  # pylint: disable=import-error
-from helm_binary import env_with_helm, helm, helm_bin_dir  # pylint: disable=import-error
 from helpers import REPO_ROOT, run_playbook  # pylint: disable=import-error
 
 GPU_NODES = {'gpu-node-0', 'gpu-node-1'}
 INVENTORY = os.path.join(REPO_ROOT, 'inventories', 'local')
-ADAPTER_CHART = os.path.join(REPO_ROOT, 'tests', 'charts', 'prometheus-adapter-test')
 TOKEN = 'hf_llmscale_integration_' + uuid.uuid4().hex
 SERVED = 'qwen3-8b-test'
 
@@ -214,43 +211,3 @@ def test_bad_variables_fail_before_anything_is_applied(serving, overrides, varia
     with pytest.raises(ApiException) as missing:
         client.CoreV1Api(serving['api']).read_namespace(namespace)
     assert missing.value.status == 404
-
-
-@pytest.fixture(scope='module')
-def helm_dir():
-    return helm_bin_dir()
-
-
-def test_prometheus_adapter_is_installed_with_helm_with_the_vllm_rule(serving, deployed, helm_dir):
-    adapter_namespace = _name('adapter')
-    release = 'prometheus-adapter-test'
-    overrides = {
-        'autoscaling_prometheus_adapter_install': True,
-        'autoscaling_prometheus_adapter_namespace': adapter_namespace,
-        'autoscaling_prometheus_adapter_release_name': release,
-        'autoscaling_prometheus_adapter_chart_ref': ADAPTER_CHART,
-        'autoscaling_prometheus_adapter_chart_repo_url': '',
-        'autoscaling_prometheus_adapter_chart_version': '',
-        'autoscaling_prometheus_url': 'http://prometheus-operated.monitoring.svc',
-    }
-    env = env_with_helm(helm_dir, serving['kubeconfig'])
-    try:
-        first = run_playbook('playbooks/serving.yml', inventory=INVENTORY, extra_vars=dict(serving['vars'], **overrides),
-                             env=env, timeout=900)
-        assert first.rc == 0, first.describe()
-        assert first.task_names(changed=True) == ['Install prometheus-adapter with the vLLM queue rule']
-        status = helm(helm_dir, serving['kubeconfig'], 'status', release, '--namespace', adapter_namespace, '-o', 'yaml')
-        assert status.returncode == 0 and yaml.safe_load(status.stdout)['info']['status'] == 'deployed', status.stderr
-        data = client.CoreV1Api(serving['api']).read_namespaced_config_map(
-            release + '-test-adapter-config', adapter_namespace).data
-        assert data['prometheus-url'] == 'http://prometheus-operated.monitoring.svc:9090'
-        assert data['default-rules'] == 'false'
-        (rule,) = yaml.safe_load(data['config.yaml'])['rules']
-        assert rule['name'] == {'matches': '^vllm:num_requests_waiting$', 'as': 'vllm_num_requests_waiting'}
-        assert rule['metricsQuery'] == 'sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)'
-        second = run_playbook('playbooks/serving.yml', inventory=INVENTORY, extra_vars=dict(serving['vars'], **overrides),
-                              env=env, timeout=900)
-        assert second.rc == 0 and second.changed == 0, second.describe()
-    finally:
-        helm(helm_dir, serving['kubeconfig'], 'uninstall', release, '--namespace', adapter_namespace, '--wait')
-        delete_if_present(client.CoreV1Api(serving['api']).delete_namespace, adapter_namespace)
