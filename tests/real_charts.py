@@ -228,7 +228,14 @@ def helm_template(chart, values, release, namespace, extra_args=()):
     finally:
         os.unlink(values_file)
     assert proc.returncode == 0, 'helm template %s failed: %s' % (chart, proc.stderr[-3000:])
-    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    return [doc for doc in yaml.load_all(proc.stdout, Loader=_ManifestLoader) if doc]
+
+
+class _ManifestLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
+    """SafeLoader that reads a bare `=` (YAML 1.1's value tag, in the Prometheus Operator CRDs' enums) as text."""
+
+
+_ManifestLoader.add_constructor('tag:yaml.org,2002:value', lambda loader, node: loader.construct_scalar(node))
 
 
 def label_selector_matches(selector, labels):

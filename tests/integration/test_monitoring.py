@@ -70,8 +70,11 @@ def run(setup, check=False, diff=False, **overrides):
                         env=setup['env'])
 
 
-def custom_objects(setup, plural, group='monitoring.coreos.com'):
-    return client.CustomObjectsApi(setup['api']).list_namespaced_custom_object(group, 'v1', setup['namespace'], plural)['items']
+def custom_objects(setup, plural, name=None):
+    """The chart brings its own monitors and rules into the namespace: name picks ours."""
+    items = client.CustomObjectsApi(setup['api']).list_namespaced_custom_object(
+        'monitoring.coreos.com', 'v1', setup['namespace'], plural)['items']
+    return [item for item in items if name is None or item['metadata']['name'] == name]
 
 
 def skip_when_an_operator_was_there(setup):
@@ -118,8 +121,8 @@ def test_the_real_prometheus_selects_our_service_monitor_and_rule(setup):
     (prometheus,) = custom_objects(setup, 'prometheuses')
     spec = prometheus['spec']
     namespace = client.CoreV1Api(setup['api']).read_namespace(setup['namespace'])
-    (monitor,) = custom_objects(setup, 'servicemonitors')
-    (rule,) = custom_objects(setup, 'prometheusrules')
+    (monitor,) = custom_objects(setup, 'servicemonitors', 'vllm')
+    (rule,) = custom_objects(setup, 'prometheusrules', 'llmscale-vllm-gpu')
     for obj, selector, namespace_selector in [(monitor, 'serviceMonitorSelector', 'serviceMonitorNamespaceSelector'),
                                               (rule, 'ruleSelector', 'ruleNamespaceSelector')]:
         assert label_selector_matches(spec.get(selector), obj['metadata']['labels']), (selector, spec.get(selector))
@@ -144,6 +147,8 @@ def test_the_real_grafana_sidecar_selects_our_dashboards(setup):
     assert env['NAMESPACE'] == 'ALL', env
     maps = client.CoreV1Api(setup['api']).list_namespaced_config_map(
         setup['namespace'], label_selector='%s=%s' % (env['LABEL'], env['LABEL_VALUE'])).items
+    # The chart's own dashboards carry the label too; ours are among those the sidecar selects.
+    maps = [m for m in maps if m.metadata.name.startswith('llmscale-dashboard-')]
     assert sorted(m.metadata.name for m in maps) == ['llmscale-dashboard-gpu-dcgm', 'llmscale-dashboard-vllm-serving']
     for config_map in maps:
         ((key, text),) = config_map.data.items()
@@ -162,7 +167,7 @@ def test_check_mode_reports_a_change_without_making_it(setup):
     result = run(setup, check=True, diff=True, monitoring_vllm_scrape_interval='30s')
     assert result.rc == 0, result.describe()
     assert 'Apply the ServiceMonitor, PrometheusRule and dashboards' in result.task_names(changed=True)
-    (monitor,) = custom_objects(setup, 'servicemonitors')
+    (monitor,) = custom_objects(setup, 'servicemonitors', 'vllm')
     assert monitor['spec']['endpoints'][0]['interval'] == '15s'
 
 
