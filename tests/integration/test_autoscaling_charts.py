@@ -36,7 +36,7 @@ def setup(kubeconfig, api_client, tmp_path_factory):
     keda_crds = sorted(o['metadata']['name'] for o in helm_template('keda', {}, 'keda', 'keda')
                        if o['kind'] == 'CustomResourceDefinition')
     crds_before = {crd.metadata.name for crd in extensions.list_custom_resource_definition().items}
-    releases = {'adapter': ('adapter-' + suffix, 'adapter-' + suffix), 'keda': ('keda', 'keda-' + suffix)}
+    releases = {'adapter': ('prometheus-adapter-' + suffix, 'adapter-' + suffix), 'keda': ('keda', 'keda-' + suffix)}
     base_vars = {
         'llmscale_kubeconfig': kubeconfig,
         'llmscale_helm_binary': helm_dir + '/helm',
