@@ -4,13 +4,18 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup tools test test-unit lint sanity test-integration test-molecule cluster-up cluster-down site benchmarks
+CHARTS_DIR ?= charts
+
+.PHONY: setup tools charts test test-unit lint sanity test-integration test-molecule cluster-up cluster-down site benchmarks
 
 setup:            ## install everything (apt when root, .venv, collections, Kubernetes binaries)
 	bash scripts/setup.sh
 
 tools:            ## build the local Kubernetes binaries (cached)
 	bash scripts/build-tools.sh
+
+charts:           ## pull the pinned charts and their digests into CHARTS_DIR (needs network; see docs)
+	bash scripts/charts.sh pull $(CHARTS_DIR)
 
 test: setup       ## everything CI runs
 	bash scripts/test.sh all

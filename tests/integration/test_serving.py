@@ -3,9 +3,11 @@ admission, validation, server-side apply), scheduler (GPU placement, local volum
 node affinity), controller-manager (StatefulSet, HPA) and kwok-simulated GPU nodes.
 
 The gpu_operator and monitoring roles are switched off here (their own tests cover
-them). autoscaling_mode is prometheus_adapter: no custom metrics API runs here, so
-the HPA never gets a value; the tests check that the HPA controller asks for
-vllm_num_requests_waiting and never fights a re-run of the playbook.
+them with the real charts; the autoscaling role's prometheus-adapter and KEDA
+installs are in test_autoscaling_charts.py). autoscaling_mode is
+prometheus_adapter: no custom metrics API runs here, so the HPA never gets a
+value; the tests check that the HPA controller asks for
+vllm_num_requests_waiting and that a re-run never fights it.
 """
 import base64
 import copy

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from helpers import REPO_ROOT, run_playbook  # pylint: disable=import-error
+from dcgm_counters import COUNTERS_FILE, DEFAULT_FIELDS_FILE, dcgm_fields, read_fields  # pylint: disable=import-error
 from role_render import dumps, render  # pylint: disable=import-error
 
 ROLE = 'llmscale.gpu_serving.gpu_operator'
@@ -24,7 +25,6 @@ VALUE_CASES = {
         'gpu_operator_driver_enabled': True,
         'gpu_operator_toolkit_enabled': False,
         'gpu_operator_mig_strategy': 'mixed',
-        'gpu_operator_default_runtime': 'crio',
         'gpu_operator_time_slicing_replicas': 4,
         'gpu_operator_time_slicing_configmap': 'slices',
     },
@@ -42,9 +42,9 @@ VALUE_CASES = {
 @pytest.fixture(scope='module')
 def rendered_values():
     names = sorted(VALUE_CASES)
-    result, rendered = render(ROLE, 'values.yml', [VALUE_CASES[name] for name in names], ['gpu_operator__values'])
+    result, rendered = render(ROLE, 'values.yml', [VALUE_CASES[name] for name in names], ['__gpu_operator_values'])
     assert result.rc == 0, result.describe()
-    return {name: values['gpu_operator__values'] for name, values in zip(names, rendered)}
+    return {name: values['__gpu_operator_values'] for name, values in zip(names, rendered)}
 
 
 def test_defaults_leave_the_driver_to_the_host_and_turn_the_dcgm_service_monitor_on(rendered_values):
@@ -57,7 +57,8 @@ def test_defaults_leave_the_driver_to_the_host_and_turn_the_dcgm_service_monitor
     switched = rendered_values['collection_switches']
     assert switched['driver'] == {'enabled': True} and switched['toolkit'] == {'enabled': True}
     assert values['mig'] == {'strategy': 'single'}
-    assert values['operator'] == {'defaultRuntime': 'containerd'}
+    # The operator finds each node's runtime itself since chart v25.3.0: no operator.defaultRuntime.
+    assert 'operator' not in values
     assert values['dcgmExporter']['enabled'] is True
     assert values['dcgmExporter']['serviceMonitor'] == {'enabled': True, 'interval': '15s', 'additionalLabels': {}}
     # No time-slicing unless asked for.
@@ -67,16 +68,28 @@ def test_defaults_leave_the_driver_to_the_host_and_turn_the_dcgm_service_monitor
 def test_dcgm_counters_come_from_the_role_file_and_include_the_alerted_metrics(rendered_values):
     config = rendered_values['defaults']['dcgmExporter']['config']
     assert config['name'] == 'gpu-operator-dcgm-metrics' and config['create'] is True
-    with open(os.path.join(ROLE_DIR, 'files', 'dcgm-metrics.csv'), encoding='utf-8') as handle:
+    with open(COUNTERS_FILE, encoding='utf-8') as handle:
         assert config['data'] == handle.read().rstrip('\n')
-    fields = {line.split(',')[0].strip() for line in config['data'].splitlines() if line and not line.startswith('#')}
+    fields = dcgm_fields(config['data'])
     assert {'DCGM_FI_DEV_XID_ERRORS', 'DCGM_FI_DEV_ECC_DBE_VOL_TOTAL', 'DCGM_FI_DEV_ROW_REMAP_FAILURE',
-            'DCGM_FI_DEV_FB_USED', 'DCGM_FI_DEV_FB_FREE', 'DCGM_FI_DEV_GPU_UTIL'} <= fields
-    # Every line is FIELD, type, help.
-    for line in config['data'].splitlines():
-        if line and not line.startswith('#'):
-            field, kind, _help = [part.strip() for part in line.split(',', 2)]
-            assert field.startswith('DCGM_FI_') and kind in ('gauge', 'counter'), line
+            'DCGM_FI_DEV_FB_USED', 'DCGM_FI_DEV_FB_FREE', 'DCGM_FI_DEV_GPU_UTIL'} <= set(fields)
+    assert all(field.startswith('DCGM_FI_') and kind in ('gauge', 'counter', 'label') for field, kind in fields.items())
+
+
+def test_dcgm_counters_keep_every_field_of_the_exporter_default_list_with_its_type():
+    # Replacing the exporter's list with ours must not lose a default field (the GPU memory
+    # share needs DCGM_FI_DEV_FB_RESERVED): tests/fixtures/dcgm-exporter/README.md says where the list is from.
+    defaults = read_fields(DEFAULT_FIELDS_FILE)
+    ours = read_fields(COUNTERS_FILE)
+    assert len(defaults) >= 20 and 'DCGM_FI_DEV_FB_RESERVED' in defaults
+    missing = {field: kind for field, kind in defaults.items() if ours.get(field) != kind}
+    assert not missing, 'the counters file drops or retypes default fields: %s' % missing
+    assert set(ours) - set(defaults) == {'DCGM_FI_DEV_ECC_SBE_VOL_TOTAL', 'DCGM_FI_DEV_ECC_DBE_VOL_TOTAL'}
+
+
+def test_the_counters_parser_reads_fields_and_types_and_skips_comments():
+    assert dcgm_fields('# c\n\nDCGM_FI_A,  gauge, x, y\nDCGM_FI_B ,counter,z\n# DCGM_FI_C, gauge, off') == {
+        'DCGM_FI_A': 'gauge', 'DCGM_FI_B': 'counter'}
 
 
 def test_operator_driver_mode_and_time_slicing_render_the_device_plugin_config(rendered_values):
@@ -84,7 +97,6 @@ def test_operator_driver_mode_and_time_slicing_render_the_device_plugin_config(r
     assert values['driver'] == {'enabled': True}
     assert values['toolkit'] == {'enabled': False}
     assert values['mig'] == {'strategy': 'mixed'}
-    assert values['operator'] == {'defaultRuntime': 'crio'}
     config = values['devicePlugin']['config']
     assert {key: config[key] for key in ('create', 'name', 'default')} == {'create': True, 'name': 'slices', 'default': 'any'}
     sharing = yaml.safe_load(config['data']['any'])
@@ -126,10 +138,10 @@ LABEL_CASES = {
 @pytest.fixture(scope='module')
 def conflicts():
     names = sorted(LABEL_CASES)
-    cases = [dict(LABEL_CASES[name], gpu_operator__nodes=NODES) for name in names]
-    result, rendered = render(ROLE, 'label_conflicts.yml', cases, ['gpu_operator__label_conflicts'])
+    cases = [dict(LABEL_CASES[name], __gpu_operator_nodes=NODES) for name in names]
+    result, rendered = render(ROLE, 'label_conflicts.yml', cases, ['__gpu_operator_label_conflicts'])
     assert result.rc == 0, result.describe()
-    return {name: sorted((c['node'], c['label'], c['value']) for c in values['gpu_operator__label_conflicts'])
+    return {name: sorted((c['node'], c['label'], c['value']) for c in values['__gpu_operator_label_conflicts'])
             for name, values in zip(names, rendered)}
 
 
@@ -142,17 +154,19 @@ def test_operator_toolkit_conflicts_with_a_node_that_excludes_the_toolkit(confli
     assert conflicts['host_driver_operator_toolkit'] == [('gpu-b', TOOLKIT, 'false')]
 
 
-def test_operator_driver_conflicts_with_pre_installed_and_excluded_drivers(conflicts):
-    assert conflicts['operator_driver'] == [('gpu-a', DRIVER, 'pre-installed'), ('gpu-c', DRIVER, 'false')]
+def test_operator_driver_conflicts_only_with_a_node_that_excludes_the_driver(conflicts):
+    # gpu-a's "pre-installed" is what NVIDIA's driver container writes (driver.enabled=true) on a node with
+    # a host driver: a mixed cluster, seen by every re-run; only gpu-c's opt-out contradicts.
+    assert conflicts['operator_driver'] == [('gpu-c', DRIVER, 'false')]
 
 
 BAD_VARIABLES = [
     ({'gpu_operator_mig_strategy': 'sometimes'}, 'gpu_operator_mig_strategy'),
-    ({'gpu_operator_default_runtime': 'rkt'}, 'gpu_operator_default_runtime'),
     ({'gpu_operator_driver_enabled': 'perhaps'}, 'gpu_operator_driver_enabled'),
     ({'gpu_operator_time_slicing_replicas': 1}, 'gpu_operator_time_slicing_replicas'),
-    ({'gpu_operator_chart_source': 'local', 'gpu_operator_chart_path': 'charts/gpu-operator'}, 'gpu_operator_chart_path'),
-    ({'gpu_operator_chart_source': 'local', 'gpu_operator_chart_path': '/nonexistent/gpu-operator.tgz'}, 'gpu_operator_chart_path'),
+    ({'gpu_operator_chart_path': '/nonexistent/gpu-operator.tgz'}, 'gpu_operator_chart_path'),
+    ({'gpu_operator_chart_version': ''}, 'gpu_operator_chart_version'),
+    ({'llmscale_chart_dir': '/nonexistent/charts'}, 'llmscale_chart_dir'),
     ({'gpu_operator_wait_timeout': 3}, 'gpu_operator_wait_timeout'),
 ]
 
@@ -168,4 +182,4 @@ def test_bad_variables_fail_before_any_cluster_call_naming_the_variable(tmp_path
     messages = ' '.join(result.failure_messages())
     assert variable in messages, result.describe()
     ran = [name for name, _host, _result in result.task_results()]
-    assert not any(name.startswith(('Read the nodes', 'Create the', 'Install or upgrade')) for name in ran), ran
+    assert not any(name.startswith(('Read the nodes', 'Apply the', 'Install or upgrade')) for name in ran), ran

@@ -1,9 +1,9 @@
 """Every metric the alert rules and dashboards query exists in vLLM's V1 engine or the DCGM exporter.
 
 The vLLM allowlist is tests/vllm_metrics.py (shared with the integration
-tests' simulated vLLM exporter); the DCGM names were read from the DCGM exporter's
-etc/default-counters.csv and etc/dcp-metrics-included.csv (the ECC counters are
-commented out there and enabled by the gpu_operator role's counters file).
+tests' simulated vLLM exporter); the DCGM names are the counters that the
+gpu_operator role's counters file exports (the exporter's default list plus the
+volatile ECC counters, roles/gpu_operator/files/dcgm-metrics.csv).
 Names of the original design that vLLM never had must appear nowhere.
 """
 import glob
@@ -14,6 +14,7 @@ import re
 import pytest
 import yaml
 
+from dcgm_counters import exported_metrics  # pylint: disable=import-error
 from helpers import REPO_ROOT  # pylint: disable=import-error
 from vllm_metrics import VLLM_COUNTERS, VLLM_GAUGES, VLLM_HISTOGRAMS, VLLM_LABELS  # pylint: disable=import-error
 
@@ -21,20 +22,9 @@ ROLE_FILES = os.path.join(REPO_ROOT, 'roles', 'monitoring', 'files')
 
 # Labels Prometheus adds from the ServiceMonitor's target.
 TARGET_LABELS = {'job', 'namespace', 'pod', 'service', 'instance', 'container', 'endpoint'}
-DCGM_FIELDS = {
-    'DCGM_FI_DEV_SM_CLOCK', 'DCGM_FI_DEV_MEM_CLOCK', 'DCGM_FI_DEV_MEMORY_TEMP', 'DCGM_FI_DEV_GPU_TEMP',
-    'DCGM_FI_DEV_POWER_USAGE', 'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION', 'DCGM_FI_DEV_PCIE_TX_THROUGHPUT',
-    'DCGM_FI_DEV_PCIE_RX_THROUGHPUT', 'DCGM_FI_DEV_PCIE_REPLAY_COUNTER', 'DCGM_FI_DEV_GPU_UTIL',
-    'DCGM_FI_DEV_MEM_COPY_UTIL', 'DCGM_FI_DEV_ENC_UTIL', 'DCGM_FI_DEV_DEC_UTIL', 'DCGM_FI_DEV_XID_ERRORS',
-    'DCGM_FI_DEV_FB_FREE', 'DCGM_FI_DEV_FB_USED', 'DCGM_FI_DEV_FB_RESERVED',
-    'DCGM_FI_DEV_ECC_SBE_VOL_TOTAL', 'DCGM_FI_DEV_ECC_DBE_VOL_TOTAL',
-    'DCGM_FI_DEV_ECC_SBE_AGG_TOTAL', 'DCGM_FI_DEV_ECC_DBE_AGG_TOTAL',
-    'DCGM_FI_DEV_RETIRED_SBE', 'DCGM_FI_DEV_RETIRED_DBE', 'DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL',
-    'DCGM_FI_DEV_VGPU_LICENSE_STATUS', 'DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS',
-    'DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS', 'DCGM_FI_DEV_ROW_REMAP_FAILURE',
-    'DCGM_FI_PROF_GR_ENGINE_ACTIVE', 'DCGM_FI_PROF_PIPE_TENSOR_ACTIVE', 'DCGM_FI_PROF_DRAM_ACTIVE',
-    'DCGM_FI_PROF_PCIE_TX_BYTES', 'DCGM_FI_PROF_PCIE_RX_BYTES',
-}
+# Only what the gpu_operator role's counters file makes the exporter publish: a
+# panel or alert on any other DCGM field would read nothing.
+DCGM_FIELDS = exported_metrics()
 PROMETHEUS_SERIES = {'up'}
 ALLOWED = (VLLM_GAUGES | VLLM_COUNTERS | DCGM_FIELDS | PROMETHEUS_SERIES
            | {name + suffix for name in VLLM_HISTOGRAMS for suffix in ('_bucket', '_sum', '_count')})
@@ -106,6 +96,12 @@ def test_the_extractor_finds_metric_names_and_skips_functions_labels_and_variabl
     assert metric_names('label_values(DCGM_FI_DEV_GPU_UTIL{x="1"}, Hostname)') == {'DCGM_FI_DEV_GPU_UTIL'}
     assert metric_names('sum(vllm_queue_size) / vllm:requests_total') == {'vllm_queue_size', 'vllm:requests_total'}
     assert label_keys_of_vllm_selectors('vllm:num_requests_running{model="x", engine!="1"}') == {'model', 'engine'}
+
+
+def test_the_dcgm_allowlist_is_the_counters_file():
+    assert {'DCGM_FI_DEV_FB_RESERVED', 'DCGM_FI_DEV_ECC_DBE_VOL_TOTAL'} <= DCGM_FIELDS
+    # Fields the exporter knows but our file does not export, and label fields, are not series.
+    assert not {'DCGM_FI_DEV_RETIRED_DBE', 'DCGM_FI_DEV_ECC_DBE_AGG_TOTAL', 'DCGM_FI_DRIVER_VERSION'} & DCGM_FIELDS
 
 
 def test_rules_and_dashboards_have_queries():

@@ -35,7 +35,8 @@ CASES = {
 @pytest.fixture(scope='module')
 def rendered():
     names = sorted(CASES)
-    result, out = render(ROLE, 'render.yml', [CASES[n] for n in names], ['monitoring__objects', 'monitoring__stack_values'])
+    result, out = render(ROLE, 'render.yml', [CASES[n] for n in names],
+                         ['__monitoring_objects', '__monitoring_stack_values', '__monitoring_namespace_object'])
     assert result.rc == 0, result.describe()
     return dict(zip(names, out))
 
@@ -53,7 +54,7 @@ def read(name):
 
 
 def test_default_service_monitor_selects_the_vllm_services_and_sets_job_vllm(rendered):
-    objects = by_kind(rendered['defaults']['monitoring__objects'])
+    objects = by_kind(rendered['defaults']['__monitoring_objects'])
     (monitor,) = objects['ServiceMonitor']
     assert monitor['metadata']['namespace'] == 'monitoring'
     assert monitor['spec']['selector'] == {'matchLabels': {'app.kubernetes.io/name': 'vllm'}}
@@ -64,7 +65,7 @@ def test_default_service_monitor_selects_the_vllm_services_and_sets_job_vllm(ren
 
 
 def test_prometheus_rule_spec_is_the_rules_file_unchanged(rendered):
-    (rule,) = by_kind(rendered['defaults']['monitoring__objects'])['PrometheusRule']
+    (rule,) = by_kind(rendered['defaults']['__monitoring_objects'])['PrometheusRule']
     assert rule['spec'] == yaml.safe_load(read('vllm-gpu.rules.yml'))
     # Alert templates reach the object as text, not rendered by Ansible.
     annotations = rule['spec']['groups'][0]['rules'][0]['annotations']
@@ -72,7 +73,7 @@ def test_prometheus_rule_spec_is_the_rules_file_unchanged(rendered):
 
 
 def test_dashboards_become_configmaps_labelled_for_the_grafana_sidecar(rendered):
-    maps = by_kind(rendered['defaults']['monitoring__objects'])['ConfigMap']
+    maps = by_kind(rendered['defaults']['__monitoring_objects'])['ConfigMap']
     assert sorted(m['metadata']['name'] for m in maps) == ['llmscale-dashboard-gpu-dcgm', 'llmscale-dashboard-vllm-serving']
     for config_map in maps:
         assert config_map['metadata']['labels']['grafana_dashboard'] == '1'
@@ -82,7 +83,7 @@ def test_dashboards_become_configmaps_labelled_for_the_grafana_sidecar(rendered)
 
 
 def test_custom_labels_namespaces_and_dashboard_label(rendered):
-    objects = by_kind(rendered['custom']['monitoring__objects'])
+    objects = by_kind(rendered['custom']['__monitoring_objects'])
     (monitor,) = objects['ServiceMonitor']
     assert monitor['metadata']['namespace'] == 'observability'
     assert monitor['metadata']['labels']['release'] == 'prometheus'
@@ -94,12 +95,18 @@ def test_custom_labels_namespaces_and_dashboard_label(rendered):
     assert 'grafana_dashboard' not in dashboard['metadata']['labels']
 
 
+def test_the_namespace_carries_the_pod_security_labels_the_node_exporter_needs(rendered):
+    namespace = rendered['defaults']['__monitoring_namespace_object']
+    assert namespace['metadata']['name'] == 'monitoring'
+    assert namespace['metadata']['labels']['pod-security.kubernetes.io/enforce'] == 'privileged'
+
+
 def test_no_dashboards_when_turned_off(rendered):
-    assert 'ConfigMap' not in by_kind(rendered['no_dashboards']['monitoring__objects'])
+    assert 'ConfigMap' not in by_kind(rendered['no_dashboards']['__monitoring_objects'])
 
 
 def test_stack_values_select_every_monitor_and_rule_and_point_the_sidecar_at_the_label(rendered):
-    values = rendered['defaults']['monitoring__stack_values']
+    values = rendered['defaults']['__monitoring_stack_values']
     assert values['prometheus']['prometheusSpec'] == {'serviceMonitorSelectorNilUsesHelmValues': False,
                                                       'podMonitorSelectorNilUsesHelmValues': False,
                                                       'ruleSelectorNilUsesHelmValues': False}
@@ -108,7 +115,7 @@ def test_stack_values_select_every_monitor_and_rule_and_point_the_sidecar_at_the
 
 
 def test_stack_extra_values_merge_recursively(rendered):
-    values = rendered['custom']['monitoring__stack_values']
+    values = rendered['custom']['__monitoring_stack_values']
     assert values['grafana']['enabled'] is False
     assert values['grafana']['admin'] == {'existingSecret': 'grafana-admin'}
     assert values['grafana']['sidecar']['dashboards']['label'] == 'dashboards', dumps(values)
@@ -118,7 +125,8 @@ def test_stack_extra_values_merge_recursively(rendered):
 BAD_VARIABLES = [
     ({'monitoring_prometheus_operator': 'maybe'}, 'monitoring_prometheus_operator'),
     ({'monitoring_vllm_service_selector': {}}, 'monitoring_vllm_service_selector'),
-    ({'monitoring_stack_chart_source': 'local', 'monitoring_stack_chart_path': 'relative/chart'}, 'monitoring_stack_chart_path'),
+    ({'monitoring_stack_chart_path': 'relative/missing-chart'}, 'monitoring_stack_chart_path'),
+    ({'monitoring_stack_chart_version': ''}, 'monitoring_stack_chart_version'),
     ({'monitoring_dashboard_files': ['a/x.json', 'b/x.json']}, 'monitoring_dashboard_files'),
     ({'monitoring_stack_wait_timeout': 'soon'}, 'monitoring_stack_wait_timeout'),
 ]
