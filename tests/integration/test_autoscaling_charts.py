@@ -71,7 +71,7 @@ def release_status(setup, which):
 
 
 def test_prometheus_adapter_from_the_real_chart_carries_the_vllm_rule(setup):
-    overrides = {'autoscaling_mode': 'queue', 'autoscaling_prometheus_adapter_install': True}
+    overrides = {'autoscaling_mode': 'prometheus_adapter', 'autoscaling_prometheus_adapter_install': True}
     first = run(setup, **overrides)
     assert first.rc == 0, first.describe()
     assert release_status(setup, 'adapter') == 'deployed'

@@ -109,7 +109,8 @@ def deployed(serving):
 
 
 def _snapshot(api, namespace):
-    """resourceVersion of every object the roles manage in the namespace."""
+    """What a write by the playbook would change: each object's generation (bumped by every spec change; the
+    controllers' status updates leave it alone), or its resourceVersion for kinds without one."""
     apps, core, net = client.AppsV1Api(api), client.CoreV1Api(api), client.NetworkingV1Api(api)
     objects = {}
     for kind, items in (
@@ -122,7 +123,7 @@ def _snapshot(api, namespace):
             ('PodDisruptionBudget', client.PolicyV1Api(api).list_namespaced_pod_disruption_budget(namespace).items),
             ('HorizontalPodAutoscaler', client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(namespace).items)):
         for item in items:
-            objects[(kind, item.metadata.name)] = item.metadata.resource_version
+            objects[(kind, item.metadata.name)] = item.metadata.generation or item.metadata.resource_version
     objects[('Namespace', namespace)] = core.read_namespace(namespace).metadata.resource_version
     return objects
 
@@ -237,6 +238,8 @@ def test_a_rerun_leaves_the_replica_count_to_the_autoscaler(serving, deployed):
         assert apps.read_namespaced_stateful_set('vllm-server', namespace).spec.replicas == 3
     finally:
         apps.patch_namespaced_stateful_set_scale('vllm-server', namespace, {'spec': {'replicas': 2}})
+        poll(lambda: apps.read_namespaced_stateful_set('vllm-server', namespace).status.replicas == 2, 180,
+             what='back to 2 replicas')
 
 
 def test_check_mode_reports_changes_and_makes_none(serving, deployed):
@@ -268,7 +271,7 @@ def test_check_mode_in_a_new_namespace_creates_nothing(serving):
 
 def test_values_typed_on_the_command_line_are_converted(serving, deployed):
     """`-e key=value` gives strings: 2 x 2 GPUs must be 4, not "22", and "0.9" a float (check mode)."""
-    result = serve(serving, check=True, cli_vars={
+    result = serve(serving, check=True, diff=True, cli_vars={
         'vllm_tensor_parallel_size': '2', 'vllm_pipeline_parallel_size': '2', 'vllm_gpu_memory_utilization': '0.9',
         'vllm_replicas': '2', 'vllm_model_cache_prewarmed': 'false', 'autoscaling_max_replicas': '4'})
     assert result.rc == 0, result.describe()
