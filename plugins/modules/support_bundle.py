@@ -128,6 +128,8 @@ def main():
     if module.check_mode:
         module.exit_json(changed=True, dest=dest, members=members)
     try:
+        if not os.path.isdir(os.path.dirname(dest)):
+            os.makedirs(os.path.dirname(dest))
         write_tarball(dest, files, root)
     except (IOError, OSError, tarfile.TarError) as exc:
         module.fail_json(msg='Cannot write %s: %s' % (dest, exc))
