@@ -419,10 +419,6 @@ def _scaling_findings(pods, facts, settings):
             found.append(finding('keda_not_reconciling', CRITICAL, ref, 'the ScaledObject has no status conditions',
                                  'KEDA\'s operator is not running or not watching the namespace: install KEDA before '
                                  'using autoscaling_mode keda.'))
-    if facts.get('autoscaler_expected') and not hpas and not scaled_objects:
-        found.append(finding('autoscaler_missing', WARNING, 'HorizontalPodAutoscaler/%s/%s' % (
-            settings.get('vllm_namespace'), name), 'no HorizontalPodAutoscaler nor ScaledObject for the workload',
-            'Run playbooks/serving.yml with the autoscaling role (autoscaling_mode).'))
     prometheus = facts.get('prometheus') or {}
     if prometheus.get('queried') and not prometheus.get('series'):
         found.append(finding('metric_absent_in_prometheus', CRITICAL, 'Prometheus %s' % prometheus.get('url'),

@@ -31,7 +31,7 @@ PRODUCT = 'NVIDIA-H100-80GB-HBM3'
 LOCAL_PV_NODE0 = 'local-nvme-gpu-node-0-sim0'
 
 
-def vllm_deployment(namespace, gpus, claim=None, replicas=1):
+def vllm_deployment(namespace, gpus, claim=None, replicas=1, product=PRODUCT):
     """The shape the vllm role gives its Deployment: name, labels, GPU request, model-cache claim, startup probe."""
     volumes = [{'name': 'model-cache', 'persistentVolumeClaim': {'claimName': claim}}] if claim else []
     return {
@@ -41,7 +41,7 @@ def vllm_deployment(namespace, gpus, claim=None, replicas=1):
             'metadata': {'labels': LABELS},
             'spec': {
                 'affinity': {'nodeAffinity': {'requiredDuringSchedulingIgnoredDuringExecution': {'nodeSelectorTerms': [
-                    {'matchExpressions': [{'key': 'nvidia.com/gpu.product', 'operator': 'In', 'values': [PRODUCT]}]}]}}},
+                    {'matchExpressions': [{'key': 'nvidia.com/gpu.product', 'operator': 'In', 'values': [product]}]}]}}},
                 'tolerations': [{'key': 'nvidia.com/gpu', 'operator': 'Exists', 'effect': 'NoSchedule'}],
                 'containers': [{
                     'name': 'vllm', 'image': 'docker.io/vllm/vllm-openai:v0.33.0',
@@ -164,6 +164,45 @@ def test_claim_bound_to_the_other_nodes_volume(api_client, kubeconfig, namespace
         delete_if_present(apps.delete_namespaced_deployment, 'vllm-server', namespace)
         delete_if_present(core.delete_namespaced_pod, 'gpu-batch-job', namespace, grace_period_seconds=0)
         delete_if_present(core.delete_namespaced_persistent_volume_claim, 'vllm-server-model-cache', namespace)
+
+
+def test_no_node_of_the_gpu_product(api_client, kubeconfig, namespace, tmp_path):
+    core = client.CoreV1Api(api_client)
+    utils.create_from_dict(api_client, vllm_deployment(namespace, gpus=1, product='NVIDIA-A100-SXM4-80GB'))
+    poll(lambda: failed_scheduling(core, namespace), 180, what='FailedScheduling event')
+    result, _report = run_diagnose(kubeconfig, namespace, tmp_path,
+                                   extra={'vllm_gpu_products': ['NVIDIA-A100-SXM4-80GB']})
+    assert result.rc == 0, result.describe()
+    product = by_id(findings_of(result))['pod_pending_no_gpu_product'][0]
+    assert "didn't match Pod's node affinity/selector" in product['evidence']
+    assert 'GPU products in the cluster: %s' % PRODUCT in product['evidence']
+    assert 'vllm_gpu_products' in product['remedy']
+
+
+@pytest.fixture
+def tainted_gpu_nodes(api_client):
+    """Both GPU nodes tainted for maintenance (this test's own taint), untainted afterwards."""
+    core = client.CoreV1Api(api_client)
+    taint = {'key': 'llmscale.test/maintenance', 'value': 'diagnose', 'effect': 'NoSchedule'}
+    for node in ('gpu-node-0', 'gpu-node-1'):
+        taints = [t for t in (core.read_node(node).spec.taints or []) if t.key != taint['key']]
+        core.patch_node(node, {'spec': {'taints': [api_client.sanitize_for_serialization(t) for t in taints] + [taint]}})
+    yield taint
+    for node in ('gpu-node-0', 'gpu-node-1'):
+        taints = [t for t in (core.read_node(node).spec.taints or []) if t.key != taint['key']]
+        core.patch_node(node, {'spec': {'taints': [api_client.sanitize_for_serialization(t) for t in taints]}})
+
+
+def test_taint_without_toleration(api_client, kubeconfig, namespace, tmp_path, tainted_gpu_nodes):
+    core = client.CoreV1Api(api_client)
+    utils.create_from_dict(api_client, vllm_deployment(namespace, gpus=1))
+    poll(lambda: failed_scheduling(core, namespace), 180, what='FailedScheduling event')
+    result, _report = run_diagnose(kubeconfig, namespace, tmp_path)
+    assert result.rc == 0, result.describe()
+    taint = by_id(findings_of(result))['pod_pending_untolerated_taint'][0]
+    assert 'untolerated taint' in taint['evidence']
+    assert 'llmscale.test/maintenance=diagnose:NoSchedule' in taint['evidence']
+    assert 'vllm_tolerations' in taint['remedy']
 
 
 def kubelet_status(core, namespace, pod_name, container_status):
