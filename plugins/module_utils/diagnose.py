@@ -181,7 +181,8 @@ def _scheduling_findings(pod, events, facts, settings):
                       'autoscaling_max_replicas, or free GPUs used by other pods.' % asked)
         found.append(finding('pod_pending_insufficient_gpu', CRITICAL, ref,
                              '%s | asked %d nvidia.com/gpu; %s' % (message, asked, free), remedy))
-    if 'volume node affinity conflict' in message:
+    # kube-scheduler 1.37 (volumebinding/binder.go ErrReasonNodeConflict); "volume node affinity conflict" before.
+    if "didn't match PersistentVolume's node affinity" in message or 'volume node affinity conflict' in message:
         claims = [volume['persistentVolumeClaim']['claimName'] for volume in (pod.get('spec') or {}).get('volumes') or []
                   if volume.get('persistentVolumeClaim')]
         bound = []

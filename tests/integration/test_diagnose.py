@@ -154,7 +154,7 @@ def test_claim_bound_to_the_other_nodes_volume(api_client, kubeconfig, namespace
         assert result.rc == 0, result.describe()
         found = by_id(findings_of(result))
         conflict = found['pod_pending_volume_node_conflict'][0]
-        assert 'volume node affinity conflict' in conflict['evidence']
+        assert "didn't match PersistentVolume's node affinity" in conflict['evidence']
         assert 'vllm-server-model-cache bound to %s on gpu-node-0' % local_pv_node0 in conflict['evidence']
         assert 'vllm_model_cache_size' in conflict['remedy']
         gpus = found['pod_pending_insufficient_gpu'][0]
