@@ -220,7 +220,7 @@ def test_crash_loops_oom_startup_probe_and_an_hpa_without_metrics(api_client, ku
         'metadata': {'name': 'vllm-server', 'namespace': namespace},
         'spec': {'scaleTargetRef': {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'name': 'vllm-server'},
                  'minReplicas': 2, 'maxReplicas': 4,
-                 'metrics': [{'type': 'Pods', 'pods': {'metric': {'name': 'vllm:num_requests_waiting'},
+                 'metrics': [{'type': 'Pods', 'pods': {'metric': {'name': 'vllm_num_requests_waiting'},
                                                        'target': {'type': 'AverageValue', 'averageValue': '5'}}}]}})
     pods = poll(lambda: [pod for pod in pods_of(core, namespace) if pod.status.phase == 'Running'][:2]
                 if len([pod for pod in pods_of(core, namespace) if pod.status.phase == 'Running']) >= 2 else None,
@@ -269,7 +269,7 @@ def test_crash_loops_oom_startup_probe_and_an_hpa_without_metrics(api_client, ku
     assert 'vllm_startup_timeout_seconds' in probe['remedy']
     hpa = found['hpa_metric_unavailable'][0]
     assert 'ScalingActive=False FailedGetPodsMetric' in hpa['evidence']
-    assert 'vllm:num_requests_waiting' in hpa['evidence']
+    assert 'vllm_num_requests_waiting' in hpa['evidence']
     assert 'autoscaling_prometheus_adapter_install' in hpa['remedy']
 
     bundled, _report = run_diagnose(kubeconfig, namespace, tmp_path, playbook='playbooks/support_bundle.yml')
