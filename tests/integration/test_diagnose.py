@@ -29,6 +29,8 @@ LABELS = {'app.kubernetes.io/name': 'vllm', 'app.kubernetes.io/instance': 'vllm-
 HF_TOKEN = 'hf_diagnoseTestToken' + uuid.uuid4().hex
 PRODUCT = 'NVIDIA-H100-80GB-HBM3'
 LOCAL_PV_NODE0 = 'local-nvme-gpu-node-0-sim0'
+# Written before the local cluster's binaries were built (issue 12 session): not yet run on a cluster.
+NOT_YET_RUN = pytest.mark.skip(reason='not yet run on the local cluster; remove this mark once it passes there')
 
 
 def vllm_deployment(namespace, gpus, claim=None, replicas=1, product=PRODUCT):
@@ -107,6 +109,7 @@ def local_pv_node0(api_client):
     core.patch_persistent_volume(LOCAL_PV_NODE0, {'spec': {'claimRef': None}})
 
 
+@NOT_YET_RUN
 def test_pod_asking_more_gpus_than_a_node_has(api_client, kubeconfig, namespace, tmp_path):
     core = client.CoreV1Api(api_client)
     utils.create_from_dict(api_client, vllm_deployment(namespace, gpus=16))
@@ -133,6 +136,7 @@ def test_pod_asking_more_gpus_than_a_node_has(api_client, kubeconfig, namespace,
     assert any('diagnose_fail_on: critical' in message for message in failing.failure_messages()), failing.describe()
 
 
+@NOT_YET_RUN
 def test_claim_bound_to_the_other_nodes_volume(api_client, kubeconfig, namespace, tmp_path, local_pv_node0):
     core = client.CoreV1Api(api_client)
     # The claim is bound to gpu-node-0's local volume, and gpu-node-0's GPUs are all taken.
@@ -166,6 +170,7 @@ def test_claim_bound_to_the_other_nodes_volume(api_client, kubeconfig, namespace
         delete_if_present(core.delete_namespaced_persistent_volume_claim, 'vllm-server-model-cache', namespace)
 
 
+@NOT_YET_RUN
 def test_no_node_of_the_gpu_product(api_client, kubeconfig, namespace, tmp_path):
     core = client.CoreV1Api(api_client)
     utils.create_from_dict(api_client, vllm_deployment(namespace, gpus=1, product='NVIDIA-A100-SXM4-80GB'))
@@ -193,6 +198,7 @@ def tainted_gpu_nodes(api_client):
         core.patch_node(node, {'spec': {'taints': [api_client.sanitize_for_serialization(t) for t in taints]}})
 
 
+@NOT_YET_RUN
 def test_taint_without_toleration(api_client, kubeconfig, namespace, tmp_path, tainted_gpu_nodes):
     core = client.CoreV1Api(api_client)
     utils.create_from_dict(api_client, vllm_deployment(namespace, gpus=1))
@@ -210,6 +216,7 @@ def kubelet_status(core, namespace, pod_name, container_status):
     core.patch_namespaced_pod_status(pod_name, namespace, {'status': {'containerStatuses': [container_status]}})
 
 
+@NOT_YET_RUN
 def test_crash_loops_oom_startup_probe_and_an_hpa_without_metrics(api_client, kubeconfig, namespace, tmp_path):
     core = client.CoreV1Api(api_client)
     core.create_namespaced_secret(namespace, {'metadata': {'name': 'vllm-hf-token'},
