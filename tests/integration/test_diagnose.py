@@ -109,7 +109,6 @@ def local_pv_node0(api_client):
     core.patch_persistent_volume(LOCAL_PV_NODE0, {'spec': {'claimRef': None}})
 
 
-@NOT_YET_RUN
 def test_pod_asking_more_gpus_than_a_node_has(api_client, kubeconfig, namespace, tmp_path):
     core = client.CoreV1Api(api_client)
     utils.create_from_dict(api_client, vllm_deployment(namespace, gpus=16))
