@@ -112,7 +112,9 @@ def main():
             objects=dict(type='dict', required=True),
             logs=dict(type='dict', default={}),
             node_captures=dict(type='dict', default={}),
-            variables=dict(type='dict', default={}, no_log=True),
+            # Not no_log: Ansible would then mask every short value of it ("1", "0") in every result, the
+            # tarball's path included; the task is no_log and the module redacts credentials itself.
+            variables=dict(type='dict', default={}),  # no_log is the task's, see above
             extra_files=dict(type='dict', default={}),
             collection_version=dict(type='str', required=True),
             dest=dict(type='path', required=True),
