@@ -215,7 +215,6 @@ def kubelet_status(core, namespace, pod_name, container_status):
     core.patch_namespaced_pod_status(pod_name, namespace, {'status': {'containerStatuses': [container_status]}})
 
 
-@NOT_YET_RUN
 def test_crash_loops_oom_startup_probe_and_an_hpa_without_metrics(api_client, kubeconfig, namespace, tmp_path):
     core = client.CoreV1Api(api_client)
     core.create_namespaced_secret(namespace, {'metadata': {'name': 'vllm-hf-token'},
