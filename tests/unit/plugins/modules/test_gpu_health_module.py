@@ -161,3 +161,16 @@ def test_bad_parameters_fail_before_running_anything(fake_bin, args, message):
     assert rc != 0
     assert message in result['msg']
     assert not marker.exists()
+
+
+def test_gpu_node_capture_returns_the_xml_as_printed_and_the_xid_lines(fake_bin):
+    """The support bundle's node capture runs the same nvidia-smi and kernel log runners."""
+    fake_nvidia_smi(fake_bin, recorded='q.xml')
+    write_script(fake_bin / 'journalctl', print_file(os.path.join(KERNEL_LOG_DIR, 'journalctl-k.txt')))
+    env = {'PATH': os.pathsep.join([str(fake_bin), VENV_BIN, os.environ.get('PATH', '')])}
+    rc, result = run_module('llmscale.gpu_serving.gpu_node_capture', {'nvidia_smi': 'nvidia-smi'}, env=env, check=True)
+    assert rc == 0, result
+    assert result['nvidia_smi_xml'] == read_recorded('q.xml')
+    assert result['kernel_log_source'] == 'journalctl'
+    assert len(result['xid_lines']) == 4 and all('NVRM: Xid' in line for line in result['xid_lines'])
+    assert result['errors'] == []
