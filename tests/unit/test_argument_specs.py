@@ -37,17 +37,21 @@ def spec_drift(role_dir, role_name):
     specs = load_yaml(os.path.join(role_dir, 'meta', 'argument_specs.yml'))
     if not specs or 'main' not in (specs.get('argument_specs') or {}):
         return ['meta/argument_specs.yml is missing or has no "main" entry point']
-    # Every entry point's options: a task file's inputs (tasks_from) are declared in its own entry point.
-    options = {}
-    for entry_point in specs['argument_specs'].values():
-        options.update(entry_point.get('options') or {})
+    # The main entry point's options are the role's variables; a task file's inputs (tasks_from) are declared in
+    # its own entry point, with their defaults there or in defaults/main.yml.
+    main = specs['argument_specs']['main'].get('options') or {}
+    options = dict(main)
+    inputs = {}
+    for entry_name, entry_point in specs['argument_specs'].items():
+        if entry_name != 'main':
+            inputs.update(entry_point.get('options') or {})
+    options.update(inputs)
     defaults = load_yaml(os.path.join(role_dir, 'defaults', 'main.yml')) or {}
-
     for name in sorted(set(defaults) - set(options)):
         problems.append('%s is in defaults/main.yml but not in the argument spec' % name)
     for name, option in sorted(options.items()):
         if name not in defaults:
-            if not option.get('required'):
+            if not option.get('required') and not (name in inputs and 'default' in option):
                 problems.append('%s is in the argument spec but has no default and is not required' % name)
         elif 'default' in option and option['default'] != defaults[name]:
             problems.append('%s: spec default %r differs from defaults/main.yml %r'
