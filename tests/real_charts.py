@@ -52,7 +52,7 @@ def helm_binary():
 
 
 def _has_all(directory):
-    return all(os.path.isfile(os.path.join(directory, '%s-%s.tgz' % (name, version))) for name, version, _ in pins())
+    return all(os.path.isfile(os.path.join(directory, '%s-%s.tgz' % (name, version))) for name, version, _archive in pins())
 
 
 @functools.lru_cache(maxsize=None)

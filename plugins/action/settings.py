@@ -19,7 +19,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
 
-from ansible_collections.llmscale.gpu_serving.plugins.module_utils.role_settings import (
+from ansible_collections.llmscale.gpu_serving.plugins.plugin_utils.role_settings import (
     COLLECTION_ROLES_DIR,
     load_argument_specs,
     option_defaults,
@@ -27,7 +27,6 @@ from ansible_collections.llmscale.gpu_serving.plugins.module_utils.role_settings
     settings_fact_name,
 )
 from ansible_collections.llmscale.gpu_serving.plugins.module_utils.unknown_variables import unknown_variables
-
 
 
 def _trusted(value):

@@ -485,8 +485,8 @@ def _monitoring_findings(facts, settings):
     prometheuses = facts.get('prometheuses') or []
     namespaces = dict((_meta(ns, 'name'), _meta(ns, 'labels') or {}) for ns in facts.get('namespaces') or [])
     for monitor in facts.get('service_monitors') or []:
-        selecting = [p for p in prometheuses if _selects(p, 'serviceMonitorSelector', 'serviceMonitorNamespaceSelector',
-                                                          monitor, namespaces)]
+        selecting = [p for p in prometheuses
+                     if _selects(p, 'serviceMonitorSelector', 'serviceMonitorNamespaceSelector', monitor, namespaces)]
         if prometheuses and not selecting:
             found.append(finding('servicemonitor_not_selected', CRITICAL, _ref(monitor, 'ServiceMonitor'),
                                  'labels %s; Prometheus selectors: %s' % (_meta(monitor, 'labels') or {}, '; '.join(

@@ -179,4 +179,3 @@ def inspect_host(module, params):
         checked, error = try_mount_options(runner, params['fstype'], params['test_mount_options'], module.tmpdir)
         result['mount_options'] = {'tried': params['test_mount_options'], 'checked': checked, 'error': error}
     return result
-

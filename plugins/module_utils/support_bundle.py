@@ -52,12 +52,10 @@ def secret_values(secrets, variables):
 def _flatten(value, name=''):
     if isinstance(value, dict):
         for key, item in value.items():
-            for pair in _flatten(item, str(key)):
-                yield pair
+            yield from _flatten(item, str(key))
     elif isinstance(value, list):
         for item in value:
-            for pair in _flatten(item, name):
-                yield pair
+            yield from _flatten(item, name)
     else:
         yield name, value
 
@@ -98,8 +96,7 @@ def _containers(obj):
     template = (spec.get('template') or {}).get('spec') or {}
     for pod_spec in (spec, template):
         for key in ('containers', 'initContainers'):
-            for container in pod_spec.get(key) or []:
-                yield container
+            yield from pod_spec.get(key) or []
 
 
 def redact_variables(variables):
@@ -128,8 +125,8 @@ def bundle_files(objects, logs, node_captures, variables, collection_version, ex
     for kind, items in sorted(objects.items()):
         for obj in items or []:
             metadata = obj.get('metadata') or {}
-            path = 'objects/%s/%s%s.yaml' % (kind, (metadata.get('namespace') + '/') if metadata.get('namespace') else '',
-                                              metadata.get('name'))
+            prefix = (metadata.get('namespace') + '/') if metadata.get('namespace') else ''
+            path = 'objects/%s/%s%s.yaml' % (kind, prefix, metadata.get('name'))
             files[path] = _yaml_like(redact_object(obj))
     for pod, containers in sorted((logs or {}).items()):
         for container, texts in sorted(containers.items()):

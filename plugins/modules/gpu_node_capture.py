@@ -13,8 +13,9 @@ module: gpu_node_capture
 short_description: Capture a GPU node's raw nvidia-smi XML and kernel XID lines for a support bundle
 version_added: 0.1.0
 description:
-  - Runs C(nvidia-smi -q -x) once and reads the kernel log since boot (C(journalctl -k), else C(dmesg)) with the
-    same runners as M(llmscale.gpu_serving.gpu_health), and returns the XML as printed and every C(NVRM: Xid) line.
+  - "Runs C(nvidia-smi -q -x) once and reads the kernel log since boot (C(journalctl -k), else C(dmesg)) with the
+    same command runner as M(llmscale.gpu_serving.gpu_health), and returns the XML as printed and every
+    C(NVRM: Xid) line."
   - Only reads.
 author:
   - llmscale platform team (@llmscale)
@@ -63,7 +64,7 @@ errors:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmscale.gpu_serving.plugins.module_utils.gpu_health import (
     GpuHealthError,
-    find_nvidia_smi,
+    command_runner,
     read_kernel_log,
 )
 from ansible_collections.llmscale.gpu_serving.plugins.module_utils.nvidia_smi import describe_exit_code, parse_xid_events
@@ -74,15 +75,20 @@ def main():
     errors = []
     xml = None
     try:
-        path = find_nvidia_smi(module, module.params['nvidia_smi'])
-        rc, out, err = module.run_command([path, '-q', '-x'])
-        if rc == 0:
-            xml = out
-        else:
-            errors.append('%s -q -x exited with %d: %s %s' % (path, rc, describe_exit_code(rc), (err or '').strip()))
+        runner = command_runner(module, module.params['nvidia_smi'])
     except GpuHealthError as exc:
-        errors.append(str(exc))
-    source, kernel_log = read_kernel_log(module)
+        module.fail_json(msg=str(exc))
+    if runner.available('nvidia_smi'):
+        # The raw XML, as printed: the bundle keeps what nvidia-smi said, not our parse of it.
+        result = runner.result('nvidia_smi')
+        if result.rc == 0:
+            xml = result.stdout
+        else:
+            errors.append('%s -q -x exited with %d: %s %s' % (result.argv[0], result.rc, describe_exit_code(result.rc),
+                                                             result.last_line()))
+    else:
+        errors.append('nvidia-smi not found (%s)' % module.params['nvidia_smi'])
+    source, kernel_log = read_kernel_log(runner)
     if source is None:
         errors.append('kernel log not read: %s' % kernel_log)
     lines = [event['line'] for event in parse_xid_events(kernel_log)] if source else []

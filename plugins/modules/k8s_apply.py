@@ -143,7 +143,7 @@ summary:
   sample: {unchanged: 7, update: 1}
 '''
 
-import yaml
+import json
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -154,7 +154,8 @@ from ansible_collections.llmscale.gpu_serving.plugins.module_utils.k8s_apply imp
 def main():
     argument_spec = dict(
         objects=dict(type='list', elements='dict', default=[]),
-        secrets=dict(type='list', elements='dict', default=[]),
+        # Shapes only: the values are in secret_data, the one no_log option.
+        secrets=dict(type='list', elements='dict', default=[], no_log=False),
         secret_data=dict(type='list', elements='dict', default=[], no_log=True),
         field_manager=dict(type='str', default='llmscale.gpu_serving'),
         create_only=dict(type='list', elements='str', default=[]),
@@ -175,7 +176,7 @@ def main():
     )
     argument_spec.update(AUTH_ARG_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    run_module(module, lambda value: yaml.safe_dump(value, default_flow_style=False, sort_keys=True))
+    run_module(module, lambda value: json.dumps(value, indent=2, sort_keys=True) + '\n')
 
 
 if __name__ == '__main__':

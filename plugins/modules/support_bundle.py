@@ -27,7 +27,7 @@ options:
     type: dict
     required: true
   logs:
-    description: Container logs, C({pod: {container: {current: text, previous: text}}}).
+    description: "Container logs, C({pod: {container: {current: text, previous: text}}})."
     type: dict
     default: {}
   node_captures:

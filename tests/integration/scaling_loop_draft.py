@@ -208,8 +208,10 @@ def test_the_queue_scales_vllm_out_over_both_gpu_nodes_and_back_without_flapping
         fleet.set_total_waiting(4 * TARGET)
         poll(lambda: recorder.first(crossed, lambda replicas, desired: (desired or 0) > 1), DEADLINE_S,
              what='the HPA to decide to scale up')
-        pods = poll(lambda: (lambda running: running if len(running) == MAX_REPLICAS else None)(
-            running_pods(api, namespace)), DEADLINE_S, what='%d Running replicas' % MAX_REPLICAS)
+        def all_running():
+            running = running_pods(api, namespace)
+            return running if len(running) == MAX_REPLICAS else None
+        pods = poll(all_running, DEADLINE_S, what='%d Running replicas' % MAX_REPLICAS)
         assert {pod.spec.node_name for pod in pods} == GPU_NODES, [pod.spec.node_name for pod in pods]
         for pod in pods:
             assert pod.spec.containers[0].resources.limits['nvidia.com/gpu'] == str(TENSOR_PARALLEL)

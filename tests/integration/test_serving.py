@@ -221,7 +221,7 @@ def test_second_run_changes_nothing(serving, deployed):
     result = serve(serving)
     assert result.rc == 0, result.describe()
     assert result.changed == 0, result.changed_tasks()
-    assert _apply_result(result)['summary'] == {'unchanged': len([o for o in _apply_result(result)['objects']])}
+    assert _apply_result(result)['summary'] == {'unchanged': len(_apply_result(result)['objects'])}
     assert _snapshot(serving['api'], serving['namespace']) == before
 
 
@@ -280,7 +280,10 @@ def test_values_typed_on_the_command_line_are_converted(serving, deployed):
     assert "nvidia.com/gpu: '4'" in diff[0]
 
 
-@pytest.mark.parametrize('overrides, variable', [
+# Bad input, each case a whole run of serving.yml against the deployed namespace: rc != 0, the variable named in
+# the message, and nothing changed (generations and resourceVersions as before). ('-e', {...}) cases come in the
+# form users type, every value a string.
+BAD_INPUT = [
     ({'vllm_quantization': 'int3'}, 'vllm_quantization'),
     ({'autoscaling_min_replicas': 5, 'autoscaling_max_replicas': 2}, 'autoscaling_min_replicas'),
     ({'vllm_tensor_parallel_size': 8, 'vllm_pipeline_parallel_size': 2}, 'vllm_tensor_parallel_size'),
@@ -292,15 +295,49 @@ def test_values_typed_on_the_command_line_are_converted(serving, deployed):
     ({'vllm_gpu_products': ['NVIDIA-B200']}, 'vllm_gpu_products'),
     ({'vllm_model_cache_storage_class': 'no-such-class'}, 'vllm_model_cache_storage_class'),
     ({'vllm_shm_size': '8Gb'}, 'vllm_shm_size'),
+    ({'vllm_memory_limit': '128GB'}, 'vllm_memory_limit'),
     ({'autoscaling_mode': 'none', 'vllm_replicas': 9}, 'vllm_replicas'),
+    ({'vllm_replicas': 10000}, 'vllm_replicas'),
+    ({'vllm_replicas': 5}, 'vllm_replicas'),
     ({'vllm_tensor_paralel_size': 2}, 'vllm_tensor_parallel_size'),
-])
-def test_bad_variables_fail_before_anything_is_applied(serving, overrides, variable):
-    namespace = _name('serve-bad')
-    result = serve(serving, **dict({'vllm_namespace': namespace}, **overrides))
+    ({'vllm_extra_args': ['--swap-space 4']}, 'vllm_extra_args'),
+    ({'vllm_extra_args': ['--max_model_len=10']}, 'vllm_extra_args'),
+    ({'vllm_extra_args': ['--disable-log-stats']}, 'vllm_extra_args'),
+    ({'vllm_extra_args': ['--config', 'serve.yaml']}, 'vllm_extra_args'),
+    ({'vllm_max_model_len': -5}, 'vllm_max_model_len'),
+    ({'vllm_port': 80}, 'vllm_port'),
+    ({'vllm_image_tag': 'latest', 'llmscale_warnings_as_errors': True}, 'vllm_image_tag'),
+    ({'vllm_ingress_host': 'llm.yourdomain.com', 'llmscale_warnings_as_errors': True}, 'vllm_ingress_host'),
+    ({'vllm_startup_timeout_seconds': 30, 'llmscale_warnings_as_errors': True}, 'vllm_startup_timeout_seconds'),
+    ({'network_policy_model_download_cidr': 'anywhere'}, 'network_policy_model_download_cidr'),
+    ({'network_policy_vllm_port': 70000}, 'network_policy_vllm_port'),
+    ({'autoscaling_scale_down_period_seconds': 3600}, 'autoscaling_scale_'),
+    ({'autoscaling_mode': 'resource', 'autoscaling_cpu_target_utilization': 0}, 'autoscaling_*_target_utilization'),
+    ({'llmscale_kubeconfig': '/nonexistent/kubeconfig'}, 'llmscale_kubeconfig'),
+    (('-e', {'vllm_tensor_parallel_size': 'two'}), 'vllm_tensor_parallel_size'),
+    (('-e', {'vllm_model_cache_prewarmed': 'maybe'}), 'vllm_model_cache_prewarmed'),
+    (('-e', {'vllm_gpu_memory_utilization': 'high'}), 'vllm_gpu_memory_utilization'),
+    (('-e', {'autoscaling_max_replicas': '4x'}), 'autoscaling_max_replicas'),
+]
+
+
+@pytest.mark.parametrize('overrides, variable', BAD_INPUT, ids=[variable for _overrides, variable in BAD_INPUT])
+def test_bad_input_fails_naming_the_variable_and_changes_nothing(serving, deployed, overrides, variable):
+    before = _snapshot(serving['api'], serving['namespace'])
+    if isinstance(overrides, tuple):
+        result = serve(serving, cli_vars=overrides[1])
+    else:
+        result = serve(serving, **overrides)
     assert result.rc != 0, result.describe()
     assert variable in ' '.join(result.failure_messages()), result.describe()
     assert result.changed == 0, result.changed_tasks()
+    assert _snapshot(serving['api'], serving['namespace']) == before
+
+
+def test_bad_input_in_a_new_namespace_creates_nothing(serving):
+    namespace = _name('serve-bad')
+    result = serve(serving, vllm_namespace=namespace, vllm_shm_size='8Gb')
+    assert result.rc != 0 and 'vllm_shm_size' in ' '.join(result.failure_messages()), result.describe()
     with pytest.raises(ApiException) as missing:
         client.CoreV1Api(serving['api']).read_namespace(namespace)
     assert missing.value.status == 404

@@ -43,7 +43,8 @@ def monitoring_rendered():
 
 @pytest.fixture(scope='module')
 def adapter_values():
-    result, (out,) = render('llmscale.gpu_serving.autoscaling', 'render.yml', [{}], ['__autoscaling_adapter_values'])
+    result, (out,) = render('llmscale.gpu_serving.autoscaling', 'render.yml',
+                           [{'autoscaling_mode': 'prometheus_adapter'}], ['__autoscaling_adapter_values'])
     assert result.rc == 0, result.describe()
     return out['__autoscaling_adapter_values']
 

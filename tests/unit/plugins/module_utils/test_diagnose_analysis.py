@@ -9,6 +9,7 @@ from ansible_collections.llmscale.gpu_serving.plugins.module_utils.gpu_health im
 from ansible_collections.llmscale.gpu_serving.plugins.module_utils.nvidia_smi import parse_query_xml
 from nvidia_smi_recorded import derive, read_recorded
 
+
 def test_quantities():
     assert quantity('500m') == 0.5
     assert quantity('64Gi') == 64 * 2 ** 30

@@ -19,8 +19,8 @@ def secret():
 
 def pod():
     return {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'vllm-server-0', 'namespace': 'llm-serving'},
-            'spec': {'containers': [{'name': 'vllm', 'env': [{'name': 'VLLM_API_KEY', 'value': API_KEY},
-                                                            {'name': 'HF_HOME', 'value': '/models/huggingface'}]}]}}
+            'spec': {'containers': [{'name': 'vllm', 'env': [
+                {'name': 'VLLM_API_KEY', 'value': API_KEY}, {'name': 'HF_HOME', 'value': '/models/huggingface'}]}]}}
 
 
 def read_tarball(path):
