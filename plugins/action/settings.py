@@ -22,7 +22,7 @@ from ansible.template import trust_as_template
 from ansible_collections.llmscale.gpu_serving.plugins.plugin_utils.role_settings import (
     COLLECTION_ROLES_DIR,
     load_argument_specs,
-    option_defaults,
+    load_role_defaults,
     prefix_of,
     settings_fact_name,
 )
@@ -45,14 +45,14 @@ class ActionModule(ActionBase):
     _requires_connection = False
     _VALID_ARGS = frozenset(('role', 'entry_point', 'strict'))
 
-    def _template_with_fallbacks(self, value, task_vars, specs):
-        """Template a value; variables of roles not in scope resolve to those roles' spec defaults.
+    def _template_with_fallbacks(self, value, task_vars, defaults):
+        """Template a value; variables of roles not in scope resolve to those roles' defaults.
 
         That is what lets autoscaling default to "{{ vllm_namespace }}" when it runs without the vllm role.
         """
         fallbacks = {}
-        for role_specs in specs.values():
-            fallbacks.update(_trusted(option_defaults(role_specs.get('main', {}))))
+        for role_defaults in defaults.values():
+            fallbacks.update(_trusted(role_defaults))
         variables = collections.ChainMap(task_vars, fallbacks)
         return self._templar.copy_with_new_env(available_variables=variables).template(value)
 
@@ -67,14 +67,18 @@ class ActionModule(ActionBase):
         if role not in specs or entry_point not in specs[role]:
             raise AnsibleError('settings: no argument spec %s for role %s in %s' % (entry_point, role, COLLECTION_ROLES_DIR))
         options = specs[role][entry_point].get('options', {})
+        defaults = load_role_defaults(COLLECTION_ROLES_DIR)
+        role_defaults = defaults.get(role, {})
 
         raw = {}
         for name, option in options.items():
             if name in task_vars:
                 raw[name] = task_vars[name]
+            elif name in role_defaults:
+                raw[name] = _trusted(role_defaults[name])
             elif 'default' in option:
                 raw[name] = _trusted(option['default'])
-        values = self._template_with_fallbacks(raw, task_vars, specs)
+        values = self._template_with_fallbacks(raw, task_vars, defaults)
 
         validated = ArgumentSpecValidator(options).validate(values)
         errors = ['%s: %s' % (role, message) for message in validated.error_messages]

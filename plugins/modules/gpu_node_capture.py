@@ -84,8 +84,8 @@ def main():
         if result.rc == 0:
             xml = result.stdout
         else:
-            errors.append('%s -q -x exited with %d: %s %s' % (result.argv[0], result.rc, describe_exit_code(result.rc),
-                                                             result.last_line()))
+            errors.append('%s -q -x exited with %d: %s %s' % (
+                result.argv[0], result.rc, describe_exit_code(result.rc), result.last_line()))
     else:
         errors.append('nvidia-smi not found (%s)' % module.params['nvidia_smi'])
     source, kernel_log = read_kernel_log(runner)

@@ -28,6 +28,20 @@ def load_argument_specs(roles_dir):
     return _SPEC_CACHE[roles_dir]
 
 
+def load_role_defaults(roles_dir):
+    """{role: its defaults/main.yml} of every role under roles_dir, read once per process."""
+    key = ('defaults', roles_dir)
+    if key not in _SPEC_CACHE:
+        defaults = {}
+        for role in sorted(os.listdir(roles_dir)):
+            path = os.path.join(roles_dir, role, 'defaults', 'main.yml')
+            if os.path.isfile(path):
+                with open(path) as handle:
+                    defaults[role] = yaml.safe_load(handle) or {}
+        _SPEC_CACHE[key] = defaults
+    return _SPEC_CACHE[key]
+
+
 def prefix_of(role):
     """The variable prefix of a role: its name, or llmscale_ for the internal _common role."""
     return 'llmscale_' if role == '_common' else role + '_'

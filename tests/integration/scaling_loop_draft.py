@@ -208,6 +208,7 @@ def test_the_queue_scales_vllm_out_over_both_gpu_nodes_and_back_without_flapping
         fleet.set_total_waiting(4 * TARGET)
         poll(lambda: recorder.first(crossed, lambda replicas, desired: (desired or 0) > 1), DEADLINE_S,
              what='the HPA to decide to scale up')
+
         def all_running():
             running = running_pods(api, namespace)
             return running if len(running) == MAX_REPLICAS else None

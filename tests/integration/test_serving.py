@@ -344,11 +344,15 @@ def test_bad_input_in_a_new_namespace_creates_nothing(serving):
 
 
 @pytest.fixture
-def six_replicas(kubeconfig, api_client):
+def six_replicas(kubeconfig, api_client, serving):
+    # 2 x 2 GPUs of the module's deployment + 6 x 2 here fill the 16 GPUs of the two nodes: wait until the
+    # replica an earlier test scaled away has really gone (its grace period holds its GPUs).
+    core = client.CoreV1Api(api_client)
+    poll(lambda: len(core.list_namespaced_pod(serving['namespace'], label_selector=SELECTOR).items) <= 2, 300,
+         what='the scaled-away replica gone')
     namespace = _name('serve-six')
     volumes = CacheVolumes(api_client, per_node=4)
     yield namespace, volumes
-    core = client.CoreV1Api(api_client)
     delete_if_present(core.delete_namespace, namespace)
     poll(lambda: not core.list_namespaced_persistent_volume_claim(namespace).items, 180, what='claims gone')
     volumes.delete()

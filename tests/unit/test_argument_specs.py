@@ -50,6 +50,13 @@ def spec_drift(role_dir, role_name):
     for name in sorted(set(defaults) - set(options)):
         problems.append('%s is in defaults/main.yml but not in the argument spec' % name)
     for name, option in sorted(options.items()):
+        # A default that names another role's variable stays out of the spec (the role's own argument validation
+        # would template it where that role is not in the play); its description says what it defaults to.
+        others = [other + '_' for other in role_names() if other != role_name and not other.startswith('_')]
+        cross_role = (isinstance(defaults.get(name), str) and 'default' not in option
+                      and any('{{ ' + prefix in defaults[name] for prefix in others))
+        if cross_role and 'Defaults to' not in str(option.get('description')):
+            problems.append('%s defaults to another role\'s variable but its description does not say so' % name)
         if name not in defaults:
             if not option.get('required') and not (name in inputs and 'default' in option):
                 problems.append('%s is in the argument spec but has no default and is not required' % name)

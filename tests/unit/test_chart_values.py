@@ -44,7 +44,7 @@ def monitoring_rendered():
 @pytest.fixture(scope='module')
 def adapter_values():
     result, (out,) = render('llmscale.gpu_serving.autoscaling', 'render.yml',
-                           [{'autoscaling_mode': 'prometheus_adapter'}], ['__autoscaling_adapter_values'])
+                            [{'autoscaling_mode': 'prometheus_adapter'}], ['__autoscaling_adapter_values'])
     assert result.rc == 0, result.describe()
     return out['__autoscaling_adapter_values']
 
