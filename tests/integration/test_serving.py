@@ -275,9 +275,11 @@ def test_values_typed_on_the_command_line_are_converted(serving, deployed):
         'vllm_tensor_parallel_size': '2', 'vllm_pipeline_parallel_size': '2', 'vllm_gpu_memory_utilization': '0.9',
         'vllm_replicas': '2', 'vllm_model_cache_prewarmed': 'false', 'autoscaling_max_replicas': '4'})
     assert result.rc == 0, result.describe()
-    diff = [entry['after'] for entry in _apply_result(result).get('diff', []) if 'StatefulSet' in entry['after_header']]
+    (after,) = [json.loads(entry['after']) for entry in _apply_result(result)['diff']
+                if entry['after_header'].startswith('StatefulSet')]
     assert _apply_result(result)['summary'].get('update') == 1, _apply_result(result)
-    assert "nvidia.com/gpu: '4'" in diff[0]
+    assert after['spec']['template']['spec']['containers'][0]['resources']['limits']['nvidia.com/gpu'] == '4'
+    assert '0.9' in after['spec']['template']['spec']['containers'][0]['args']
 
 
 # Bad input, each case a whole run of serving.yml against the deployed namespace: rc != 0, the variable named in
@@ -345,17 +347,19 @@ def test_bad_input_in_a_new_namespace_creates_nothing(serving):
 
 @pytest.fixture
 def six_replicas(kubeconfig, api_client, serving):
-    # 2 x 2 GPUs of the module's deployment + 6 x 2 here fill the 16 GPUs of the two nodes: wait until the
-    # replica an earlier test scaled away has really gone (its grace period holds its GPUs).
-    core = client.CoreV1Api(api_client)
-    poll(lambda: len(core.list_namespaced_pod(serving['namespace'], label_selector=SELECTOR).items) <= 2, 300,
-         what='the scaled-away replica gone')
+    # 6 x 2 GPUs of the 16 the two nodes have: the module's own replicas step aside (their GPUs are free once their
+    # pods are gone, grace period included) and come back afterwards.
+    core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
+    apps.patch_namespaced_stateful_set_scale('vllm-server', serving['namespace'], {'spec': {'replicas': 0}})
+    poll(lambda: not core.list_namespaced_pod(serving['namespace'], label_selector=SELECTOR).items, 300,
+         what="the module's replicas gone")
     namespace = _name('serve-six')
     volumes = CacheVolumes(api_client, per_node=4)
     yield namespace, volumes
     delete_if_present(core.delete_namespace, namespace)
     poll(lambda: not core.list_namespaced_persistent_volume_claim(namespace).items, 180, what='claims gone')
     volumes.delete()
+    apps.patch_namespaced_stateful_set_scale('vllm-server', serving['namespace'], {'spec': {'replicas': 2}})
 
 
 def test_six_replicas_of_two_gpus_spread_over_both_nodes_each_with_its_own_claim(serving, six_replicas):
