@@ -52,7 +52,7 @@ def cluster_kubeconfig():
 
 def render_objects(variables, path):
     """The objects the three roles apply, rendered by their own render tasks, as one multi-document file."""
-    plans = ['__autoscaling_plan', '__vllm_plan', '__network_policy_plan']
+    plans = ['__vllm_plan', '__autoscaling_plan', '__network_policy_plan']  # the namespace first, for kubectl
     tasks = [{'name': 'Render ' + role, 'ansible.builtin.include_role': {'name': role, 'tasks_from': 'render'}}
              for role in ('autoscaling', 'vllm', 'network_policy')]
     expression = ' + '.join('%s.objects' % plan for plan in plans)

@@ -13,6 +13,8 @@ import yaml
 COLLECTION_ROLES_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'roles'))
 
 _SPEC_CACHE = {}
+# libyaml where PyYAML has it: every task runs in a fresh worker, so these files are parsed once per task.
+_LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
 
 
 def load_argument_specs(roles_dir):
@@ -23,7 +25,7 @@ def load_argument_specs(roles_dir):
             path = os.path.join(roles_dir, role, 'meta', 'argument_specs.yml')
             if os.path.isfile(path):
                 with open(path) as handle:
-                    specs[role] = (yaml.safe_load(handle) or {}).get('argument_specs', {})
+                    specs[role] = (yaml.load(handle, Loader=_LOADER) or {}).get('argument_specs', {})
         _SPEC_CACHE[roles_dir] = specs
     return _SPEC_CACHE[roles_dir]
 
@@ -37,7 +39,7 @@ def load_role_defaults(roles_dir):
             path = os.path.join(roles_dir, role, 'defaults', 'main.yml')
             if os.path.isfile(path):
                 with open(path) as handle:
-                    defaults[role] = yaml.safe_load(handle) or {}
+                    defaults[role] = yaml.load(handle, Loader=_LOADER) or {}
         _SPEC_CACHE[key] = defaults
     return _SPEC_CACHE[key]
 
