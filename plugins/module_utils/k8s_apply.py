@@ -211,6 +211,14 @@ def diff_entry(ref, before, after, yaml_dump):
     }
 
 
+def list_labelled(transport, prune):
+    """Objects of prune['kinds'] ({api_version, kind}) in prune['namespace'] carrying prune['label_selector']."""
+    found = []
+    for kind in prune.get('kinds') or []:
+        found.extend(transport.list(kind['api_version'], kind['kind'], prune.get('namespace'), prune['label_selector']))
+    return found
+
+
 # ---- the run ------------------------------------------------------------------------------------------------
 
 class Applier(object):
@@ -298,7 +306,7 @@ class Applier(object):
                 diffs.append(diff_entry(object_ref(current), current, None, self.yaml_dump))
         pruned = []
         for selection in prune or ():
-            for candidate in self.transport.list_labelled(selection):
+            for candidate in list_labelled(self.transport, selection):
                 key = object_ref(candidate)
                 if (key[1], key[2], key[3]) not in keep and candidate not in replaced:
                     pruned.append(candidate)
@@ -435,12 +443,6 @@ class K8sTransport(object):
             item.setdefault('kind', kind)
         return items
 
-    def list_labelled(self, prune):
-        """Objects of prune['kinds'] ({api_version, kind}) in prune['namespace'] carrying prune['label_selector']."""
-        found = []
-        for kind in prune.get('kinds') or []:
-            found.extend(self.list(kind['api_version'], kind['kind'], prune.get('namespace'), prune['label_selector']))
-        return found
 
 
 def transport_for(params, field_manager):

@@ -311,9 +311,3 @@ class HttpTransport(object):
             item.setdefault('apiVersion', api_version)
             item.setdefault('kind', kind)
         return items
-
-    def list_labelled(self, prune):
-        found = []
-        for kind in prune.get('kinds') or []:
-            found.extend(self.list(kind['api_version'], kind['kind'], prune.get('namespace'), prune['label_selector']))
-        return found

@@ -17,31 +17,29 @@ _SPEC_CACHE = {}
 _LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
 
 
-def load_argument_specs(roles_dir):
-    """{role: {entry point: spec}} of every role under roles_dir, read once per process."""
-    if roles_dir not in _SPEC_CACHE:
-        specs = {}
+def _load_each(roles_dir, relative):
+    """{role: parsed roles/<role>/<relative>} of every role that has the file, read once per process."""
+    key = (roles_dir, relative)
+    if key not in _SPEC_CACHE:
+        loaded = {}
         for role in sorted(os.listdir(roles_dir)):
-            path = os.path.join(roles_dir, role, 'meta', 'argument_specs.yml')
+            path = os.path.join(roles_dir, role, relative)
             if os.path.isfile(path):
                 with open(path) as handle:
-                    specs[role] = (yaml.load(handle, Loader=_LOADER) or {}).get('argument_specs', {})
-        _SPEC_CACHE[roles_dir] = specs
-    return _SPEC_CACHE[roles_dir]
+                    loaded[role] = yaml.load(handle, Loader=_LOADER) or {}
+        _SPEC_CACHE[key] = loaded
+    return _SPEC_CACHE[key]
+
+
+def load_argument_specs(roles_dir):
+    """{role: {entry point: spec}} of every role under roles_dir."""
+    return dict((role, document.get('argument_specs', {}))
+                for role, document in _load_each(roles_dir, os.path.join('meta', 'argument_specs.yml')).items())
 
 
 def load_role_defaults(roles_dir):
-    """{role: its defaults/main.yml} of every role under roles_dir, read once per process."""
-    key = ('defaults', roles_dir)
-    if key not in _SPEC_CACHE:
-        defaults = {}
-        for role in sorted(os.listdir(roles_dir)):
-            path = os.path.join(roles_dir, role, 'defaults', 'main.yml')
-            if os.path.isfile(path):
-                with open(path) as handle:
-                    defaults[role] = yaml.load(handle, Loader=_LOADER) or {}
-        _SPEC_CACHE[key] = defaults
-    return _SPEC_CACHE[key]
+    """{role: its defaults/main.yml} of every role under roles_dir."""
+    return _load_each(roles_dir, os.path.join('defaults', 'main.yml'))
 
 
 def prefix_of(role):
