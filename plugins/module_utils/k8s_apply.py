@@ -444,7 +444,6 @@ class K8sTransport(object):
         return items
 
 
-
 def transport_for(params, field_manager):
     """The standard-library transport when the access allows it, else kubernetes.core's client (k8s_http.py)."""
     from ansible_collections.llmscale.gpu_serving.plugins.module_utils.k8s_http import (
