@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 
@@ -19,6 +20,12 @@ import pytest
 import yaml
 
 from helpers import REPO_ROOT  # pylint: disable=import-error
+
+sys.path.insert(0, os.path.join(REPO_ROOT, '.collections'))
+# The one LabelSelector matcher (the chart tests check the real charts' selectors with it).
+from ansible_collections.llmscale.gpu_serving.plugins.module_utils.diagnose import (  # noqa: E402  pylint: disable=wrong-import-position
+    label_selector_matches,  # noqa: F401  pylint: disable=unused-import
+)
 
 SHARED_CHARTS = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'charts')
 PULL_CACHE = os.path.join(os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')), 'llmscale', 'charts')
@@ -236,24 +243,3 @@ class _ManifestLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
 
 
 _ManifestLoader.add_constructor('tag:yaml.org,2002:value', lambda loader, node: loader.construct_scalar(node))
-
-
-def label_selector_matches(selector, labels):
-    """Kubernetes LabelSelector semantics: None selects nothing, {} selects everything."""
-    if selector is None:
-        return False
-    labels = labels or {}
-    for key, value in (selector.get('matchLabels') or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expression in selector.get('matchExpressions') or []:
-        key, operator, values = expression['key'], expression['operator'], expression.get('values') or []
-        if operator == 'In' and labels.get(key) not in values:
-            return False
-        if operator == 'NotIn' and key in labels and labels[key] in values:
-            return False
-        if operator == 'Exists' and key not in labels:
-            return False
-        if operator == 'DoesNotExist' and key in labels:
-            return False
-    return True

@@ -85,9 +85,10 @@ def _ref(obj, kind=None):
     return '/'.join(part for part in (kind, namespace, _meta(obj, 'name')) if part)
 
 
-def _labels_match(selector, labels):
-    """A LabelSelector (matchLabels and matchExpressions) against labels; an empty selector matches all."""
-    selector = selector or {}
+def label_selector_matches(selector, labels):
+    """Kubernetes LabelSelector semantics (matchLabels and matchExpressions): None selects nothing, {} everything."""
+    if selector is None:
+        return False
     labels = labels or {}
     for key, value in (selector.get('matchLabels') or {}).items():
         if labels.get(key) != value:
@@ -96,7 +97,7 @@ def _labels_match(selector, labels):
         key, operator, values = expression.get('key'), expression.get('operator'), expression.get('values') or []
         if operator == 'In' and labels.get(key) not in values:
             return False
-        if operator == 'NotIn' and labels.get(key) in values:
+        if operator == 'NotIn' and key in labels and labels[key] in values:
             return False
         if operator == 'Exists' and key not in labels:
             return False
@@ -109,7 +110,7 @@ def serving_pods(facts, settings):
     """The serving workload's pods: those its selector matches (Deployment or StatefulSet), else by the vLLM label."""
     workload = facts.get('workload') or {}
     selector = (workload.get('spec') or {}).get('selector') or {'matchLabels': {'app.kubernetes.io/name': 'vllm'}}
-    return [pod for pod in facts.get('pods') or [] if _labels_match(selector, _meta(pod, 'labels'))]
+    return [pod for pod in facts.get('pods') or [] if label_selector_matches(selector, _meta(pod, 'labels'))]
 
 
 def _events_for(events, kind, name):
@@ -355,7 +356,7 @@ def _cold_start_findings(pods, facts, settings):
             spec = policy.get('spec') or {}
             if 'Egress' not in (spec.get('policyTypes') or []):
                 continue
-            if not _labels_match(spec.get('podSelector'), _meta(pods[0], 'labels')):
+            if not label_selector_matches(spec.get('podSelector') or {}, _meta(pods[0], 'labels')):
                 continue
             rules = spec.get('egress') or []
             allows_https = any(not rule.get('ports') or any(str(port.get('port')) in ('443', 'https')
@@ -513,15 +514,13 @@ def _monitoring_findings(facts, settings):
 def _selects(prometheus, selector_key, namespace_key, obj, namespaces):
     spec = prometheus.get('spec') or {}
     selector = spec.get(selector_key)
-    if selector is None:
-        # The operator selects nothing when the selector is absent (an empty selector selects everything).
-        return False
-    if not _labels_match(selector, _meta(obj, 'labels')):
+    # The operator selects nothing when the selector is absent (an empty selector selects everything).
+    if not label_selector_matches(selector, _meta(obj, 'labels')):
         return False
     namespace_selector = spec.get(namespace_key)
     if namespace_selector is None:
         return _meta(obj, 'namespace') == _meta(prometheus, 'namespace')
-    return _labels_match(namespace_selector, namespaces.get(_meta(obj, 'namespace'), {}))
+    return label_selector_matches(namespace_selector, namespaces.get(_meta(obj, 'namespace'), {}))
 
 
 def analyse(facts, settings):
