@@ -23,9 +23,8 @@ from helpers import REPO_ROOT  # pylint: disable=import-error
 
 sys.path.insert(0, os.path.join(REPO_ROOT, '.collections'))
 # The one LabelSelector matcher (the chart tests check the real charts' selectors with it).
-from ansible_collections.llmscale.gpu_serving.plugins.module_utils.diagnose import (  # noqa: E402  pylint: disable=wrong-import-position
-    label_selector_matches,  # noqa: F401  pylint: disable=unused-import
-)
+# pylint: disable-next=wrong-import-position,unused-import
+from ansible_collections.llmscale.gpu_serving.plugins.module_utils.diagnose import label_selector_matches  # noqa: E402,F401
 
 SHARED_CHARTS = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'charts')
 PULL_CACHE = os.path.join(os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')), 'llmscale', 'charts')
