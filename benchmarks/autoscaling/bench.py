@@ -24,7 +24,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 sys.path[:0] = [os.path.join(REPO_ROOT, 'tests'), os.path.join(REPO_ROOT, 'tests', 'integration')]
 # pylint: disable=import-error,wrong-import-position
 from helpers import run_playbook  # noqa: E402
-from cluster_helpers import delete_if_present, poll  # noqa: E402
+from cluster_helpers import GPU_NODES, CacheVolumes, delete_if_present, poll  # noqa: E402
 from scaling_harness import KedaProcesses, PrometheusProcess, ReplicaRecorder, direction_changes  # noqa: E402
 from vllm_exporter import ExporterFleet  # noqa: E402
 # pylint: enable=import-error,wrong-import-position
@@ -72,15 +72,10 @@ def cluster_kubeconfig():
 def measure(api, kubeconfig, workdir, name, profile, steady_s):
     """One profile: deploy, spike the queue, time the decision and the Running pods, then count flaps."""
     namespace = 'bench-as-' + uuid.uuid4().hex[:6]
-    storage_class, volume = 'bench-as-cache-' + namespace[-6:], 'bench-as-cache-' + namespace[-6:]
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
     target = int(profile['variables']['autoscaling_target_waiting_requests'])
-    core.create_persistent_volume(client.V1PersistentVolume(
-        metadata=client.V1ObjectMeta(name=volume),
-        spec=client.V1PersistentVolumeSpec(
-            capacity={'storage': '300Gi'}, access_modes=['ReadWriteMany'], storage_class_name=storage_class,
-            persistent_volume_reclaim_policy='Delete', host_path=client.V1HostPathVolumeSource(path='/tmp/' + volume),
-            claim_ref=client.V1ObjectReference(namespace=namespace, name='vllm-server-model-cache'))))
+    # One node-local volume per replica, as nvme_storage makes them: each replica claims its own.
+    volumes = CacheVolumes(api, per_node=MAX_REPLICAS // len(GPU_NODES))
     prometheus = PrometheusProcess(kubeconfig, os.path.join(workdir, name), [namespace],
                                    scrape_interval=profile['scrape_interval'],
                                    evaluation_interval=profile['scrape_interval']).start()
@@ -90,8 +85,7 @@ def measure(api, kubeconfig, workdir, name, profile, steady_s):
         variables = dict(profile['variables'], **{
             'llmscale_gpu_operator_enabled': False, 'llmscale_monitoring_enabled': False,
             'vllm_namespace': namespace, 'vllm_served_model_name': MODEL, 'vllm_replicas': 1,
-            'vllm_tensor_parallel_size': TENSOR_PARALLEL, 'vllm_model_cache_storage_class': storage_class,
-            'vllm_model_cache_access_modes': ['ReadWriteMany'],
+            'vllm_tensor_parallel_size': TENSOR_PARALLEL, 'vllm_model_cache_storage_class': volumes.name,
             'autoscaling_mode': 'keda', 'autoscaling_min_replicas': 1, 'autoscaling_max_replicas': MAX_REPLICAS,
             'autoscaling_prometheus_url': 'http://127.0.0.1', 'autoscaling_prometheus_port': prometheus.port})
         result = run_playbook('playbooks/serving.yml', inventory=INVENTORY, extra_vars=variables,
@@ -102,7 +96,7 @@ def measure(api, kubeconfig, workdir, name, profile, steady_s):
         poll(lambda: autoscaling.read_namespaced_horizontal_pod_autoscaler('keda-hpa-vllm-server', namespace), 300,
              what="KEDA's HPA")
         poll(lambda: prometheus.value('count(up{job="vllm"} == 1)') == 1, 300, what='the first pod scraped')
-        recorder = ReplicaRecorder(api, namespace)
+        recorder = ReplicaRecorder(api, namespace, kind='StatefulSet')
         time.sleep(5)
         crossed = time.monotonic()
         fleet.set_total_waiting(MAX_REPLICAS * target)
@@ -124,6 +118,8 @@ def measure(api, kubeconfig, workdir, name, profile, steady_s):
             # Any change of the replica count while the queue holds still is a flap.
             'steady_replica_changes': sum(1 for a, b in zip(steady, steady[1:]) if a != b),
             'steady_direction_changes': direction_changes(steady),
+            'nodes_used': sorted({pod.spec.node_name for pod in core.list_namespaced_pod(
+                namespace, label_selector=SELECTOR).items if pod.status.phase == 'Running'}),
         }
     finally:
         if recorder is not None:
@@ -137,7 +133,7 @@ def measure(api, kubeconfig, workdir, name, profile, steady_s):
         delete_if_present(core.delete_namespace, namespace)
         poll(lambda: namespace not in {n.metadata.name for n in core.list_namespace().items}, 300,
              what='namespace %s deleted' % namespace)
-        delete_if_present(core.delete_persistent_volume, volume)
+        volumes.delete()
         prometheus.stop()
 
 

@@ -211,6 +211,12 @@ def diff_entry(ref, before, after, yaml_dump):
     }
 
 
+def controlled_by_another(obj):
+    """True when a controller owns OBJ (KEDA's HPA of a ScaledObject, a ReplicaSet of a Deployment): it carries
+    our labels because its controller copies them, and goes away with its owner; pruning it fights that controller."""
+    return any(ref.get('controller') for ref in (obj.get('metadata') or {}).get('ownerReferences') or [])
+
+
 def list_labelled(transport, prune):
     """Objects of prune['kinds'] ({api_version, kind}) in prune['namespace'] carrying prune['label_selector']."""
     found = []
@@ -308,7 +314,8 @@ class Applier(object):
         for selection in prune or ():
             for candidate in list_labelled(self.transport, selection):
                 key = object_ref(candidate)
-                if (key[1], key[2], key[3]) not in keep and candidate not in replaced:
+                if (key[1], key[2], key[3]) not in keep and candidate not in replaced \
+                        and not controlled_by_another(candidate):
                     pruned.append(candidate)
                     diffs.append(diff_entry(key, candidate, None, self.yaml_dump))
 

@@ -2,10 +2,14 @@
 import os
 import subprocess
 import time
+import uuid
 
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 
+# The simulated GPU nodes of tools/cluster/nodes.yaml.
+GPU_NODES = ('gpu-node-0', 'gpu-node-1')
 CLUSTER_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                               'scripts', 'cluster.sh')
 
@@ -50,3 +54,41 @@ def poll(predicate, timeout, interval=2.0, what='condition'):
         if time.monotonic() >= deadline:
             raise AssertionError('timed out after %ss waiting for %s (last error: %r)' % (timeout, what, last_error))
         time.sleep(interval)
+
+
+class CacheVolumes:
+    """A no-provisioner StorageClass of the test's own, with local PersistentVolumes on each GPU node.
+
+    What nvme_storage creates on real nodes, so that each replica's claim binds to a volume of the node the
+    scheduler picked. Deleted afterwards (they are Retain volumes: a released one never binds again).
+    """
+
+    def __init__(self, api, per_node, nodes=GPU_NODES):
+        self.core = client.CoreV1Api(api)
+        self.storage = client.StorageV1Api(api)
+        self.name = 'llmscale-test-local-' + uuid.uuid4().hex[:6]
+        self.volumes = []
+        self.storage.create_storage_class(client.V1StorageClass(
+            metadata=client.V1ObjectMeta(name=self.name), provisioner='kubernetes.io/no-provisioner',
+            volume_binding_mode='WaitForFirstConsumer', reclaim_policy='Retain'))
+        for node in nodes:
+            for index in range(per_node):
+                volume = '%s-%s-%d' % (self.name, node, index)
+                self.core.create_persistent_volume(client.V1PersistentVolume(
+                    metadata=client.V1ObjectMeta(name=volume),
+                    spec=client.V1PersistentVolumeSpec(
+                        capacity={'storage': '300Gi'}, access_modes=['ReadWriteOnce'], storage_class_name=self.name,
+                        persistent_volume_reclaim_policy='Retain', local=client.V1LocalVolumeSource(path='/mnt/sim'),
+                        node_affinity=client.V1VolumeNodeAffinity(required=client.V1NodeSelector(node_selector_terms=[
+                            client.V1NodeSelectorTerm(match_expressions=[client.V1NodeSelectorRequirement(
+                                key='kubernetes.io/hostname', operator='In', values=[node])])])))))
+                self.volumes.append(volume)
+
+    def node_of(self, volume_name):
+        volume = self.core.read_persistent_volume(volume_name)
+        return volume.spec.node_affinity.required.node_selector_terms[0].match_expressions[0].values[0]
+
+    def delete(self):
+        for volume in self.volumes:
+            delete_if_present(self.core.delete_persistent_volume, volume)
+        delete_if_present(self.storage.delete_storage_class, self.name)

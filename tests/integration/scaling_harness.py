@@ -217,6 +217,19 @@ def service_account_kubeconfig(api_client, admin_kubeconfig, namespace, name, pa
     return path
 
 
+def cluster_ca_file(kubeconfig, path):
+    """The CA of KUBECONFIG's current cluster, as a file (written to PATH when the kubeconfig embeds it)."""
+    with open(kubeconfig, encoding='utf-8') as handle:
+        config = yaml.safe_load(handle)
+    context = next(c for c in config['contexts'] if c['name'] == config['current-context'])['context']
+    cluster = next(c for c in config['clusters'] if c['name'] == context['cluster'])['cluster']
+    if cluster.get('certificate-authority'):
+        return os.path.join(os.path.dirname(os.path.abspath(kubeconfig)), cluster['certificate-authority'])
+    with open(path, 'wb') as handle:
+        handle.write(base64.b64decode(cluster['certificate-authority-data']))
+    return path
+
+
 class KedaProcesses:
     """KEDA's operator and metrics API server on this machine, installed into the cluster from the real chart."""
 
@@ -290,6 +303,10 @@ class KedaProcesses:
             '--metrics-service-address=127.0.0.1:%d' % self.grpc_port,
             # The operator's certificate names its Service, not 127.0.0.1.
             '--metrics-service-grpc-authority=keda-operator.%s.svc.cluster.local' % KEDA_NAMESPACE,
+            # kwokctl's kube-apiserver proxies to aggregated APIs with a client certificate signed by the cluster
+            # CA (--proxy-client-cert-file, no --requestheader-client-ca-file); the chart's --client-ca-file is
+            # KEDA's own CA, which a real cluster's front-proxy path never needs. Trust the cluster CA instead.
+            '--client-ca-file=' + cluster_ca_file(self.kubeconfig, os.path.join(self.workdir, 'cluster-ca.crt')),
         ])
         env = dict(os.environ, KUBECONFIG=kubeconfig, KEDA_CLUSTER_OBJECT_NAMESPACE=KEDA_NAMESPACE,
                    **local_env(container, 'keda-metrics-apiserver-local'))

@@ -99,3 +99,22 @@ def test_prune_removes_only_what_the_owner_label_marks_and_the_plan_dropped(kube
     assert rc == 0 and result['summary'] == {'unchanged': 1, 'delete': 1}, result
     names = {item.metadata.name for item in client.CoreV1Api(api_client).list_namespaced_config_map(namespace).items}
     assert {'keep', 'foreign'} <= names and 'drop' not in names
+
+
+def test_prune_leaves_what_a_controller_owns(kubeconfig, api_client, namespace):
+    """An object carrying our owner label because its controller copied it (KEDA's HPA) is the controller's."""
+    labels = {'llmscale.io/owner': 'test.' + namespace}
+    owner = config_map(namespace, 'owner', {})
+    owner['metadata']['labels'] = labels
+    prune = [{'label_selector': 'llmscale.io/owner=test.' + namespace, 'namespace': namespace,
+              'kinds': [{'api_version': 'v1', 'kind': 'ConfigMap'}]}]
+    rc, result = apply(kubeconfig, [owner], prune=prune)
+    assert rc == 0, result
+    core = client.CoreV1Api(api_client)
+    uid = core.read_namespaced_config_map('owner', namespace).metadata.uid
+    core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(
+        name='owned', labels=labels, owner_references=[client.V1OwnerReference(
+            api_version='v1', kind='ConfigMap', name='owner', uid=uid, controller=True)])))
+    rc, result = apply(kubeconfig, [owner], prune=prune)
+    assert rc == 0 and result['summary'] == {'unchanged': 1}, result
+    assert 'owned' in {item.metadata.name for item in core.list_namespaced_config_map(namespace).items}

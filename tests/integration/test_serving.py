@@ -19,10 +19,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from cluster_helpers import delete_if_present, poll  # pylint: disable=import-error
+from cluster_helpers import GPU_NODES, CacheVolumes, delete_if_present, poll  # pylint: disable=import-error
 from helpers import REPO_ROOT, run_playbook  # pylint: disable=import-error
 
-GPU_NODES = ('gpu-node-0', 'gpu-node-1')
 INVENTORY = os.path.join(REPO_ROOT, 'inventories', 'local')
 TOKEN = 'hf_llmscale_integration_' + uuid.uuid4().hex
 SERVED = 'qwen3-8b-test'
@@ -31,44 +30,6 @@ SELECTOR = 'app.kubernetes.io/instance=vllm-server'
 
 def _name(prefix):
     return '%s-%s' % (prefix, uuid.uuid4().hex[:6])
-
-
-class CacheVolumes:
-    """A no-provisioner StorageClass of the test's own, with local PersistentVolumes on each GPU node.
-
-    What nvme_storage creates on real nodes, so that each replica's claim binds to a volume of the node the
-    scheduler picked. Deleted afterwards (they are Retain volumes: a released one never binds again).
-    """
-
-    def __init__(self, api, per_node):
-        self.core = client.CoreV1Api(api)
-        self.storage = client.StorageV1Api(api)
-        self.name = _name('llmscale-test-local')
-        self.volumes = []
-        self.storage.create_storage_class(client.V1StorageClass(
-            metadata=client.V1ObjectMeta(name=self.name), provisioner='kubernetes.io/no-provisioner',
-            volume_binding_mode='WaitForFirstConsumer', reclaim_policy='Retain'))
-        for node in GPU_NODES:
-            for index in range(per_node):
-                volume = '%s-%s-%d' % (self.name, node, index)
-                self.core.create_persistent_volume(client.V1PersistentVolume(
-                    metadata=client.V1ObjectMeta(name=volume),
-                    spec=client.V1PersistentVolumeSpec(
-                        capacity={'storage': '300Gi'}, access_modes=['ReadWriteOnce'], storage_class_name=self.name,
-                        persistent_volume_reclaim_policy='Retain', local=client.V1LocalVolumeSource(path='/mnt/sim'),
-                        node_affinity=client.V1VolumeNodeAffinity(required=client.V1NodeSelector(node_selector_terms=[
-                            client.V1NodeSelectorTerm(match_expressions=[client.V1NodeSelectorRequirement(
-                                key='kubernetes.io/hostname', operator='In', values=[node])])])))))
-                self.volumes.append(volume)
-
-    def node_of(self, volume_name):
-        volume = self.core.read_persistent_volume(volume_name)
-        return volume.spec.node_affinity.required.node_selector_terms[0].match_expressions[0].values[0]
-
-    def delete(self):
-        for volume in self.volumes:
-            delete_if_present(self.core.delete_persistent_volume, volume)
-        delete_if_present(self.storage.delete_storage_class, self.name)
 
 
 @pytest.fixture(scope='module')

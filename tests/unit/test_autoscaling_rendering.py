@@ -25,12 +25,17 @@ BEHAVIOR = {
 }
 
 
+# Demand in front of vLLM, as an Envoy Gateway's Prometheus metrics give it for the route's backend.
+WAKE_QUERY = 'sum(rate(envoy_cluster_upstream_rq_total{envoy_cluster_name=~".*vllm-server.*"}[1m]))'
+
 # Rendered in one ansible-playbook run: (name, variables over BASE_VARS).
 CASES = [
     ('queue', {'autoscaling_mode': 'prometheus_adapter'}),
     ('resource-cost', {'autoscaling_mode': 'resource', 'autoscaling_profile': 'cost', 'autoscaling_max_replicas': 6}),
     ('queue-cost', {'autoscaling_mode': 'prometheus_adapter', 'autoscaling_profile': 'cost', 'autoscaling_max_replicas': 6}),
     ('keda', {}),
+    ('keda-zero', {'autoscaling_min_replicas': '0', 'autoscaling_keda_activation_waiting_requests': '2',
+                   'autoscaling_keda_wake_query': WAKE_QUERY, 'autoscaling_keda_wake_threshold': '0.5'}),
     ('none', {'autoscaling_mode': 'none'}),
 ]
 
@@ -85,6 +90,19 @@ def test_keda_scaled_object_queries_the_served_model(rendered):
     assert trigger['metadata']['threshold'] == '5'
     assert trigger['metadata']['serverAddress'] == 'http://kube-prometheus-stack-prometheus.monitoring.svc:9090'
     assert trigger['metadata']['query'] == 'sum(vllm:num_requests_waiting{namespace="llm-serving",model_name="qwen3-8b"})'
+    assert trigger['metadata']['activationThreshold'] == '0'
+
+
+def test_keda_scales_to_zero_and_wakes_on_the_activation_threshold(rendered):
+    scaled, _values = rendered['keda-zero']
+    assert scaled['spec']['minReplicaCount'] == 0
+    queue, wake = scaled['spec']['triggers']
+    assert queue['metadata']['activationThreshold'] == '2'
+    assert wake['metadata']['query'] == WAKE_QUERY and wake['metadata']['activationThreshold'] == '0.5'
+    # The wake trigger never asks for a second replica: only the queue scales.
+    assert float(wake['metadata']['threshold']) >= 1e9 and wake['metricType'] == 'AverageValue'
+    # Without scale to zero there is no wake trigger.
+    assert len(rendered['keda'][0]['spec']['triggers']) == 1
 
 
 def test_mode_none_renders_no_autoscaler_but_still_prunes_ours(rendered):
@@ -164,6 +182,9 @@ def test_promtool_check_fails_on_a_wrong_expectation(tmp_path):
     ({'autoscaling_mode': 'cpu'}, 'autoscaling_mode'),
     ({'autoscaling_scale_down_period_seconds': 3600}, 'autoscaling_scale_'),
     ({'autoscaling_cpu_target_utilization': 0}, 'autoscaling_*_target_utilization'),
+    ({'autoscaling_keda_activation_waiting_requests': '-1'}, 'autoscaling_keda_activation_waiting_requests'),
+    ({'autoscaling_min_replicas': '0'}, 'autoscaling_keda_wake_query'),
+    ({'autoscaling_keda_wake_threshold': 'lots'}, 'autoscaling_keda_wake_threshold'),
 ])
 def test_bad_variables_fail_naming_the_variable(overrides, variable):
     # The pure checks only: KEDA's CRD is looked for in the cluster by tasks/plan.yml (tests/integration).

@@ -18,6 +18,16 @@ def apply_entry(manager, fields):
     return {'manager': manager, 'operation': 'Apply', 'fieldsType': 'FieldsV1', 'fieldsV1': fields}
 
 
+def test_objects_a_controller_owns_are_never_pruned():
+    # KEDA copies the ScaledObject's labels onto the HPA it creates and owns.
+    hpa = {'kind': 'HorizontalPodAutoscaler', 'metadata': {'name': 'keda-hpa-vllm-server', 'ownerReferences': [
+        {'apiVersion': 'keda.sh/v1alpha1', 'kind': 'ScaledObject', 'name': 'vllm-server', 'controller': True}]}}
+    assert k8s_apply.controlled_by_another(hpa)
+    hpa['metadata']['ownerReferences'][0]['controller'] = False
+    assert not k8s_apply.controlled_by_another(hpa)
+    assert not k8s_apply.controlled_by_another({'kind': 'ConfigMap', 'metadata': {'name': 'a'}})
+
+
 def test_namespaces_and_crds_go_first_and_the_rest_keeps_its_order():
     objects = [{'kind': 'Service'}, {'kind': 'CustomResourceDefinition'}, {'kind': 'StatefulSet'}, {'kind': 'Namespace'}]
     assert [obj['kind'] for obj in k8s_apply.order_objects(objects)] == [

@@ -1,20 +1,15 @@
 """The autoscaling loop closed on real parts: Prometheus 3.16, KEDA v2.20.2 and the HPA controller.
 
-DRAFT, NOT YET RUN: named so that pytest does not collect it. The builds of
-KEDA and Prometheus and the local cluster were not ready in time in the
-session that wrote it. Run it with
-`python -m pytest -p no:cacheprovider tests/integration/scaling_loop_draft.py`
-(pytest collects a file named on the command line), fix what it finds, and
-rename it to test_scaling_loop.py.
-
 playbooks/serving.yml applies vLLM with `autoscaling_mode: keda` against the
 local cluster; KEDA's ScaledObject queries a real Prometheus that discovers
 the vLLM pods through the API server and scrapes a simulated vLLM exporter per
 pod on loopback (tests/integration/scaling_harness.py, vllm_exporter.py). The
 test drives the waiting queue and watches the real kube-controller-manager's
-HPA (created by KEDA) scale the Deployment up onto both simulated GPU nodes
-and back down after the stabilization window, and the monitoring role's
-queue-backlog alert fire and resolve.
+HPA (created by KEDA) scale the StatefulSet up onto both simulated GPU nodes,
+each new replica with its own Bound claim on a local volume of its node, a
+re-run of serving.yml leave the count alone, and the count fall back after the
+stabilization window without flapping; the monitoring role's queue-backlog
+alert fires and resolves in the same Prometheus.
 
 The windows are short so that the test takes a few minutes; the alert rules
 are the monitoring role's, with only their `for` shortened (ALERT_FOR).
@@ -26,13 +21,12 @@ import uuid
 import pytest
 from kubernetes import client
 
-from cluster_helpers import delete_if_present, poll  # pylint: disable=import-error
+from cluster_helpers import GPU_NODES, CacheVolumes, delete_if_present, poll  # pylint: disable=import-error
 from helpers import REPO_ROOT, run_playbook  # pylint: disable=import-error
 from scaling_harness import PrometheusProcess, ReplicaRecorder, direction_changes  # pylint: disable=import-error
 from vllm_exporter import ExporterFleet  # pylint: disable=import-error
 
 INVENTORY = os.path.join(REPO_ROOT, 'inventories', 'local')
-GPU_NODES = {'gpu-node-0', 'gpu-node-1'}
 MODEL = 'qwen3-loop-test'
 TARGET = 5
 MAX_REPLICAS = 4
@@ -66,38 +60,19 @@ def loop_variables(prometheus_port):
     }
 
 
-@pytest.fixture(scope='module')
-def model_cache_claim(api_client):
-    """Room for every replica's model cache: one ReadWriteMany hostPath volume bound to the role's claim.
-
-    The one place that knows how the vllm role claims its cache (one claim
-    for the Deployment today); returns (variables, namespace).
-    """
-    namespace = 'loop-' + uuid.uuid4().hex[:6]
-    storage_class = 'llmscale-loop-cache-' + uuid.uuid4().hex[:6]
-    volume = 'loop-cache-' + uuid.uuid4().hex[:6]
-    core = client.CoreV1Api(api_client)
-    core.create_persistent_volume(client.V1PersistentVolume(
-        metadata=client.V1ObjectMeta(name=volume),
-        spec=client.V1PersistentVolumeSpec(
-            capacity={'storage': '300Gi'}, access_modes=['ReadWriteMany'], storage_class_name=storage_class,
-            persistent_volume_reclaim_policy='Delete', host_path=client.V1HostPathVolumeSource(path='/tmp/' + volume),
-            claim_ref=client.V1ObjectReference(namespace=namespace, name='vllm-server-model-cache'))))
-    yield {'vllm_model_cache_storage_class': storage_class, 'vllm_model_cache_access_modes': ['ReadWriteMany']}, namespace
-    delete_if_present(core.delete_persistent_volume, volume)
-
-
 def _scaled_objects(api_client, namespace):
     return client.CustomObjectsApi(api_client).list_namespaced_custom_object(
         'keda.sh', 'v1alpha1', namespace, 'scaledobjects')['items']
 
 
 @pytest.fixture(scope='module')
-def loop(api_client, kubeconfig, keda_local, model_cache_claim, tmp_path_factory):  # pylint: disable=redefined-outer-name
+def loop(api_client, kubeconfig, keda_local, tmp_path_factory):
     """vLLM served in keda mode, with Prometheus and one simulated exporter per Running pod."""
-    cache_variables, namespace = model_cache_claim
+    namespace = 'loop-' + uuid.uuid4().hex[:6]
+    # Room for every replica's own cache claim on its node (what nvme_storage makes on real nodes).
+    volumes = CacheVolumes(api_client, per_node=MAX_REPLICAS // len(GPU_NODES))
     prometheus = PrometheusProcess(kubeconfig, str(tmp_path_factory.mktemp('loop')), [namespace],
-                                   scrape_interval='5s', evaluation_interval='5s', alert_for=ALERT_FOR).start()
+                                   scrape_interval='5s', evaluation_interval='5s', alert_for=ALERT_FOR)
     fleet = ExporterFleet(api_client, namespace, SELECTOR, MODEL)
     variables = dict({
         'llmscale_gpu_operator_enabled': False,
@@ -107,26 +82,34 @@ def loop(api_client, kubeconfig, keda_local, model_cache_claim, tmp_path_factory
         'vllm_replicas': 1,
         'vllm_tensor_parallel_size': TENSOR_PARALLEL,
         'vllm_wait_timeout': 600,
-    }, **cache_variables, **loop_variables(prometheus.port))
-    core = client.CoreV1Api(api_client)
+        'vllm_model_cache_storage_class': volumes.name,
+    }, **loop_variables(prometheus.port))
+    env = {'KUBECONFIG': kubeconfig}
     try:
-        result = run_playbook('playbooks/serving.yml', inventory=INVENTORY, extra_vars=variables,
-                              env={'KUBECONFIG': kubeconfig}, timeout=1200)
+        prometheus.start()
+        result = run_playbook('playbooks/serving.yml', inventory=INVENTORY, extra_vars=variables, env=env,
+                              timeout=1200)
         assert result.rc == 0, result.describe()
         yield {'namespace': namespace, 'prometheus': prometheus, 'fleet': fleet, 'keda': keda_local,
-               'api': api_client, 'variables': variables}
+               'api': api_client, 'variables': variables, 'env': env, 'volumes': volumes}
     finally:
         fleet.close()
-        # The operator must still run to take its finalizer off (and delete its HPA).
-        custom = client.CustomObjectsApi(api_client)
-        for scaled_object in _scaled_objects(api_client, namespace):
-            delete_if_present(custom.delete_namespaced_custom_object, 'keda.sh', 'v1alpha1', namespace,
-                              'scaledobjects', scaled_object['metadata']['name'])
-        poll(lambda: not _scaled_objects(api_client, namespace), 180, what='the ScaledObjects to be deleted')
-        delete_if_present(core.delete_namespace, namespace)
-        poll(lambda: namespace not in {n.metadata.name for n in core.list_namespace().items}, 300,
-             what='namespace %s to be deleted' % namespace)
+        _delete_namespace_and_scaled_objects(api_client, namespace)
+        volumes.delete()
         prometheus.stop()
+
+
+def _delete_namespace_and_scaled_objects(api_client, namespace):
+    # The operator must still run to take its finalizer off (and delete its HPA).
+    custom = client.CustomObjectsApi(api_client)
+    for scaled_object in _scaled_objects(api_client, namespace):
+        delete_if_present(custom.delete_namespaced_custom_object, 'keda.sh', 'v1alpha1', namespace,
+                          'scaledobjects', scaled_object['metadata']['name'])
+    poll(lambda: not _scaled_objects(api_client, namespace), 180, what='the ScaledObjects to be deleted')
+    core = client.CoreV1Api(api_client)
+    delete_if_present(core.delete_namespace, namespace)
+    poll(lambda: namespace not in {n.metadata.name for n in core.list_namespace().items}, 300,
+         what='namespace %s to be deleted' % namespace)
 
 
 def running_pods(api_client, namespace):
@@ -201,7 +184,7 @@ def test_the_queue_scales_vllm_out_over_both_gpu_nodes_and_back_without_flapping
     assert hpa.spec.behavior.scale_down.stabilization_window_seconds == SCALE_DOWN_WINDOW_S
     poll(lambda: len(running_pods(api, namespace)) == 1 and prometheus.value(
         'sum(vllm:num_requests_waiting{namespace="%s"})' % namespace) == 0, DEADLINE_S, what='one idle replica')
-    recorder = ReplicaRecorder(api, namespace)
+    recorder = ReplicaRecorder(api, namespace, kind='StatefulSet')
     try:
         # Queue above target: 20 waiting requests, 5 per replica wanted -> 4 replicas.
         crossed = time.monotonic()
@@ -213,19 +196,32 @@ def test_the_queue_scales_vllm_out_over_both_gpu_nodes_and_back_without_flapping
             running = running_pods(api, namespace)
             return running if len(running) == MAX_REPLICAS else None
         pods = poll(all_running, DEADLINE_S, what='%d Running replicas' % MAX_REPLICAS)
-        assert {pod.spec.node_name for pod in pods} == GPU_NODES, [pod.spec.node_name for pod in pods]
+        scaled_up = time.monotonic()
+        assert {pod.spec.node_name for pod in pods} == set(GPU_NODES), [pod.spec.node_name for pod in pods]
+        core = client.CoreV1Api(api)
         for pod in pods:
             assert pod.spec.containers[0].resources.limits['nvidia.com/gpu'] == str(TENSOR_PARALLEL)
-        claim = client.CoreV1Api(api).read_namespaced_persistent_volume_claim('vllm-server-model-cache', namespace)
-        assert claim.status.phase == 'Bound'
+            # Each replica its own claim, Bound to a volume of the node the pod runs on.
+            (claim_name,) = [volume.persistent_volume_claim.claim_name for volume in pod.spec.volumes
+                             if volume.persistent_volume_claim]
+            claim = core.read_namespaced_persistent_volume_claim(claim_name, namespace)
+            assert claim.status.phase == 'Bound', claim.status
+            assert loop['volumes'].node_of(claim.spec.volume_name) == pod.spec.node_name, (claim_name, pod.spec.node_name)
 
         # The backlog alert fires (for: ALERT_FOR) while the queue stays high; replicas hold at the maximum.
         firing = poll(lambda: [a for a in prometheus.alerts(BACKLOG_ALERT) if a['state'] == 'firing'], DEADLINE_S,
                       interval=3, what='%s to fire' % BACKLOG_ALERT)
         assert (firing[0]['labels']['namespace'], firing[0]['labels']['model_name']) == (namespace, MODEL)
-        steady_start = time.monotonic()
-        time.sleep(30)
-        assert set(recorder.replicas_between(steady_start)) == {MAX_REPLICAS}, recorder.samples
+
+        # A converge in the middle of the burst leaves the autoscaler's count alone.
+        rerun = run_playbook('playbooks/serving.yml', inventory=INVENTORY, extra_vars=loop['variables'],
+                             env=loop['env'], timeout=900)
+        applied = [obj for result in rerun.results_of('Apply vLLM, its autoscaler and network policies')
+                   for obj in result.get('objects', []) if obj.get('action') != 'unchanged']
+        assert rerun.rc == 0 and rerun.changed == 0, (applied, rerun.describe())
+        time.sleep(HPA_SYNC_S)
+        assert set(recorder.replicas_between(scaled_up)) == {MAX_REPLICAS}, recorder.samples
+        assert len(running_pods(api, namespace)) == MAX_REPLICAS
 
         # The queue drains: the alert resolves, and replicas fall only after the stabilization window.
         dropped = time.monotonic()
