@@ -17,3 +17,5 @@ KUBECONFIG=$(bash scripts/cluster.sh kubeconfig)
 export KUBECONFIG
 echo "==> serving: no-change re-run of serving.yml vs helm upgrade --install (vLLM production-stack) vs kubectl apply --server-side"
 python benchmarks/serving/bench_noop_rerun.py --rounds 5
+echo "==> autoscaling: spike to scale-up decision and to Running pods, flapping over a steady queue (KEDA, Prometheus, HPA)"
+python benchmarks/autoscaling/bench.py --profiles defaults,fast --steady 120
