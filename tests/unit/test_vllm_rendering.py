@@ -117,6 +117,9 @@ def test_pod_security_context_is_restricted_with_writable_caches(default_objects
     for variable in ('HOME', 'VLLM_CACHE_ROOT', 'TRITON_CACHE_DIR', 'TORCHINDUCTOR_CACHE_DIR', 'XDG_CACHE_HOME', 'HF_HOME'):
         path = env[variable]
         assert any(path == mount or path.startswith(mount.rstrip('/') + '/') for mount in mounts), (variable, path)
+    # The compile caches are on the replica's own claim: a returning replica skips torch.compile.
+    for variable in ('VLLM_CACHE_ROOT', 'TRITON_CACHE_DIR', 'TORCHINDUCTOR_CACHE_DIR'):
+        assert env[variable].startswith('/models/compile-cache/'), (variable, env[variable])
     assert mounts['/tmp'] == 'tmp' and 'emptyDir' in volumes['tmp']
     assert volumes['shm']['emptyDir'] == {'medium': 'Memory', 'sizeLimit': '16Gi'}
     assert mounts['/dev/shm'] == 'shm'
@@ -156,6 +159,9 @@ def test_a_read_write_many_class_gets_one_shared_claim(rendered):
     volumes = {volume['name']: volume for volume in pod['volumes']}
     assert volumes['model-cache']['persistentVolumeClaim']['claimName'] == 'vllm-server-model-cache'
     assert 'volumeClaimTemplates' not in kinds['StatefulSet']['spec']
+    # Many pods share the claim: their compile caches stay in each pod's emptyDir HOME.
+    env = {item['name']: item.get('value') for item in pod['containers'][0]['env']}
+    assert env['VLLM_CACHE_ROOT'] == '/home/vllm/.cache/vllm' and env['TRITON_CACHE_DIR'].startswith('/home/vllm/')
 
 
 def test_placement_requires_the_gpu_product_and_prefers_instance_type_and_spot(default_objects):
