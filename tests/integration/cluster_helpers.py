@@ -84,6 +84,10 @@ class CacheVolumes:
                                 key='kubernetes.io/hostname', operator='In', values=[node])])])))))
                 self.volumes.append(volume)
 
+    def on_node(self, node):
+        """This class's volumes on NODE."""
+        return [volume for volume in self.volumes if volume.startswith('%s-%s-' % (self.name, node))]
+
     def node_of(self, volume_name):
         volume = self.core.read_persistent_volume(volume_name)
         return volume.spec.node_affinity.required.node_selector_terms[0].match_expressions[0].values[0]
