@@ -106,6 +106,12 @@ def label_selector_matches(selector, labels):
     return True
 
 
+def workload_ref(facts, settings):
+    """'StatefulSet/namespace/name' of the serving workload (the vllm role's kind when it is missing)."""
+    workload = facts.get('workload') or {}
+    return '%s/%s/%s' % (workload.get('kind') or 'StatefulSet', settings.get('vllm_namespace'), settings.get('vllm_name'))
+
+
 def serving_pods(facts, settings):
     """The serving workload's pods: those its selector matches (Deployment or StatefulSet), else by the vLLM label."""
     workload = facts.get('workload') or {}
@@ -351,21 +357,26 @@ def _cold_start_findings(pods, facts, settings):
                                          ' with HF_HUB_OFFLINE=1' if offline else ''),
                                      'Run playbooks/prewarm.yml for vllm_model on %s (or limit the pods to '
                                      'pre-warmed nodes).' % node))
-    if any(_env_value(pod, 'HF_HUB_OFFLINE') != '1' for pod in pods):
-        for policy in facts.get('network_policies') or []:
-            spec = policy.get('spec') or {}
-            if 'Egress' not in (spec.get('policyTypes') or []):
-                continue
-            if not label_selector_matches(spec.get('podSelector') or {}, _meta(pods[0], 'labels')):
-                continue
-            rules = spec.get('egress') or []
-            allows_https = any(not rule.get('ports') or any(str(port.get('port')) in ('443', 'https')
-                                                            for port in rule.get('ports') or []) for rule in rules)
-            if not allows_https:
-                found.append(finding('model_download_blocked', WARNING, _ref(policy, 'NetworkPolicy'),
-                                     'egress rules allow no port 443 and the pods download (HF_HUB_OFFLINE unset)',
-                                     'Pre-warm the cache and set vllm_model_cache_prewarmed: true, or allow egress to '
-                                     'the model hub in the network policy role.'))
+    downloading = [pod for pod in pods if _env_value(pod, 'HF_HUB_OFFLINE') != '1']
+    if downloading:
+        # NetworkPolicies add up: egress is blocked only when some policy selects the pod for Egress and none of
+        # those allows port 443.
+        selecting = [policy for policy in facts.get('network_policies') or []
+                     if 'Egress' in ((policy.get('spec') or {}).get('policyTypes') or [])
+                     and label_selector_matches((policy.get('spec') or {}).get('podSelector') or {},
+                                                _meta(downloading[0], 'labels'))]
+        allowing = [policy for policy in selecting if any(
+            not rule.get('ports') or any(str(port.get('port')) in ('443', 'https') for port in rule.get('ports') or [])
+            for rule in (policy.get('spec') or {}).get('egress') or [])]
+        if selecting and not allowing:
+            found.append(finding('model_download_blocked', CRITICAL if settings.get('vllm_model_cache_prewarmed') is False
+                                 else WARNING, _ref(downloading[0], 'Pod'),
+                                 'HF_HUB_OFFLINE unset (the pods download the model), and the egress policies '
+                                 'selecting them allow no port 443: %s' % ', '.join(
+                                     _ref(policy, 'NetworkPolicy') for policy in selecting),
+                                 'Allow the download (network_policy_allow_model_download: true, to '
+                                 'network_policy_model_download_cidr), or pre-warm the cache (playbooks/prewarm.yml) '
+                                 'and set vllm_model_cache_prewarmed: true.'))
     return found
 
 
@@ -381,14 +392,14 @@ def _scaling_findings(pods, facts, settings):
     hpas = facts.get('hpas') or []
     scaled_objects = facts.get('scaled_objects') or []
     name = settings.get('vllm_name')
+    found.extend(_autoscaler_presence_findings(hpas, scaled_objects, facts, settings))
     for hpa in hpas:
         ref = _ref(hpa, 'HorizontalPodAutoscaler')
         active = _condition(hpa, 'ScalingActive')
         able = _condition(hpa, 'AbleToScale')
         limited = _condition(hpa, 'ScalingLimited')
         if active and active.get('status') == 'False':
-            metric_apis = ', '.join('%s %s' % (_meta(api, 'name'), _api_service_state(api))
-                                    for api in facts.get('api_services') or []) or 'none registered'
+            metric_apis = _api_services_text(facts)
             found.append(finding('hpa_metric_unavailable', CRITICAL, ref,
                                  'ScalingActive=False %s: %s | metric APIs: %s' % (
                                      active.get('reason'), active.get('message'), metric_apis),
@@ -418,16 +429,12 @@ def _scaling_findings(pods, facts, settings):
                                  'KEDA cannot read the trigger: check autoscaling_prometheus_url and that the query '
                                  'returns a value for model_name %s.' % settings.get('vllm_served_model_name')))
         elif not (scaled.get('status') or {}).get('conditions'):
-            found.append(finding('keda_not_reconciling', CRITICAL, ref, 'the ScaledObject has no status conditions',
+            found.append(finding('keda_not_reconciling', CRITICAL, ref,
+                                 'the ScaledObject has no status conditions (created %s) | metric APIs: %s' % (
+                                     _meta(scaled, 'creationTimestamp'), _api_services_text(facts)),
                                  'KEDA\'s operator is not running or not watching the namespace: install KEDA before '
                                  'using autoscaling_mode keda.'))
-    prometheus = facts.get('prometheus') or {}
-    if prometheus.get('queried') and not prometheus.get('series'):
-        found.append(finding('metric_absent_in_prometheus', CRITICAL, 'Prometheus %s' % prometheus.get('url'),
-                             'query %s returned no series' % prometheus.get('query'),
-                             'Prometheus scrapes no vLLM metric for vllm_served_model_name %s: check the '
-                             'ServiceMonitor of the monitoring role and that vllm_served_model_name matches '
-                             'autoscaling_served_model_name.' % settings.get('vllm_served_model_name')))
+    found.extend(_prometheus_findings(facts.get('prometheus') or {}, settings))
     pending = [pod for pod in pods if (pod.get('status') or {}).get('phase') == 'Pending']
     if pending and hpas:
         found.append(finding('scale_up_pending', WARNING, _ref(hpas[0], 'HorizontalPodAutoscaler'),
@@ -436,6 +443,76 @@ def _scaling_findings(pods, facts, settings):
                              'The autoscaler asked for more replicas than the cluster can place: see the '
                              'pod_pending findings.'))
     return found
+
+
+def _prometheus_findings(prometheus, settings):
+    """The autoscaler's series, asked of the configured Prometheus (diagnose_prometheus_url)."""
+    if not prometheus.get('queried'):
+        return []
+    where = 'Prometheus %s' % prometheus.get('url')
+    if not prometheus.get('answered'):
+        return [finding('prometheus_unreachable', WARNING, where, 'query %s: %s' % (
+            prometheus.get('query'), prometheus.get('error') or 'no answer'),
+            'Set diagnose_prometheus_url to a Prometheus reachable from the k8s_api host (for example a '
+            'port-forward, playbooks/debug_commands.yml) to check the autoscaler\'s metric.')]
+    if prometheus.get('series'):
+        return []
+    elsewhere = ['%s/%s' % (labels.get('namespace', '?'), labels.get('model_name', '?'))
+                 for labels in prometheus.get('elsewhere') or []]
+    served = settings.get('autoscaling_served_model_name')
+    if elsewhere:
+        evidence = 'query %s returned no series; Prometheus has vllm:num_requests_waiting for namespace/model_name: %s' % (
+            prometheus.get('query'), ', '.join(sorted(elsewhere)))
+        remedy = ('The autoscaler asks for model_name %s in namespace %s, and vLLM reports another name: set '
+                  'autoscaling_served_model_name (now %s) to vLLM\'s --served-model-name (vllm_served_model_name, now '
+                  '%s), or leave it unset so it follows vllm_served_model_name.' % (
+                      served, settings.get('autoscaling_namespace'), served, settings.get('vllm_served_model_name')))
+    else:
+        evidence = 'query %s returned no series; Prometheus has vllm:num_requests_waiting for no model at all' % (
+            prometheus.get('query'))
+        remedy = ('Prometheus scrapes no vLLM pod: check that the monitoring role\'s ServiceMonitor is selected '
+                  '(monitoring_object_labels), that monitoring_vllm_namespaces holds %s, and that the pods are Ready.' % (
+                      settings.get('vllm_namespace')))
+    return [finding('metric_absent_in_prometheus', CRITICAL, where, evidence, remedy)]
+
+
+def _autoscaler_presence_findings(hpas, scaled_objects, facts, settings):
+    """The autoscaler autoscaling_mode asks for, and the API it reads through, exist."""
+    mode = settings.get('autoscaling_mode')
+    where = workload_ref(facts, settings)
+    unread = (facts.get('unread') or {}).get('scaled_objects') or {}
+    if mode == 'keda' and unread and not unread.get('served'):
+        return [finding('keda_missing', CRITICAL, where,
+                        'autoscaling_mode is keda and the cluster serves no keda.sh/v1alpha1 ScaledObject (KEDA\'s '
+                        'CRDs are not installed)',
+                        'Install KEDA (autoscaling_keda_install: true), or choose another autoscaling_mode.')]
+    if mode == 'keda' and not scaled_objects or mode in ('prometheus_adapter', 'resource') and not hpas:
+        return [finding('autoscaler_missing', WARNING, where,
+                        'autoscaling_mode is %s and no %s targets %s' % (
+                            mode, 'ScaledObject' if mode == 'keda' else 'HorizontalPodAutoscaler', settings.get('vllm_name')),
+                        'Run playbooks/serving.yml (the autoscaling role), or set autoscaling_mode: none to leave the '
+                        'replica count to vllm_replicas.')]
+    registered = [_meta(api, 'name') for api in facts.get('api_services') or []]
+    if mode == 'prometheus_adapter' and 'v1beta1.custom.metrics.k8s.io' not in registered:
+        return [finding('metrics_adapter_missing', CRITICAL, where,
+                        'autoscaling_mode is prometheus_adapter and no v1beta1.custom.metrics.k8s.io APIService is '
+                        'registered | metric APIs: %s' % _api_services_text(facts),
+                        'Install the Prometheus adapter (autoscaling_prometheus_adapter_install: true), or use '
+                        'autoscaling_mode: keda.')]
+    return []
+
+
+def _api_services_text(facts):
+    return ', '.join('%s %s' % (_meta(api, 'name'), _api_service_state(api))
+                     for api in facts.get('api_services') or []) or 'none registered'
+
+
+def _unread_findings(facts):
+    """Kinds the gather could not read: the findings that need them are missing, say so."""
+    return [finding('read_failed', WARNING, '%s %s' % (item.get('api_version'), item.get('kind')),
+                    item.get('error'), 'The findings that need %s are missing from this report: fix the API it is '
+                    'served by, then run diagnose again.' % item.get('kind'))
+            for _key, item in sorted((facts.get('unread') or {}).items()) if item.get('error')]
 
 
 def _api_service_state(api):
@@ -461,7 +538,7 @@ def _performance_findings(pods, facts, settings):
                       for pod in running)
         if len(set(v for v in values.values() if v)) > 1:
             found.append(finding('replica_%s_mismatch' % ('product' if label == PRODUCT_LABEL else 'driver'), WARNING,
-                                 'Deployment/%s/%s' % (settings.get('vllm_namespace'), settings.get('vllm_name')),
+                                 workload_ref(facts, settings),
                                  '%s differs across replicas: %s' % (what, ', '.join(
                                      '%s=%s' % item for item in sorted(values.items()))),
                                  'Replicas on different %ss serve at different speeds: narrow vllm_gpu_products to '
@@ -529,8 +606,8 @@ def analyse(facts, settings):
     pods = serving_pods(facts, settings)
     found = []
     if not facts.get('workload'):
-        found.append(finding('workload_missing', CRITICAL, 'Deployment/%s/%s' % (
-            settings.get('vllm_namespace'), settings.get('vllm_name')), 'no Deployment or StatefulSet of that name',
+        found.append(finding('workload_missing', CRITICAL, workload_ref(facts, settings),
+                             'no StatefulSet or Deployment of that name',
             'Run playbooks/serving.yml, or set vllm_namespace and vllm_name to the workload to diagnose.'))
     for pod in pods:
         status = pod.get('status') or {}
@@ -550,6 +627,7 @@ def analyse(facts, settings):
     found.extend(_scaling_findings(pods, facts, settings))
     found.extend(_performance_findings(pods, facts, settings))
     found.extend(_monitoring_findings(facts, settings))
+    found.extend(_unread_findings(facts))
     order = dict((severity, index) for index, severity in enumerate(SEVERITIES))
     return sorted(found, key=lambda item: order[item['severity']])
 

@@ -492,13 +492,22 @@ def run_module(module, yaml_dump):
     module.exit_json(**result)
 
 
-def read_all(transport, queries, workers=8):
+def read_all(transport, queries, workers=8, record_errors=False):
     """{query name: {'served': bool, 'items': [objects]}} for queries of {name, api_version, kind, namespace,
-    label_selector}, read in parallel: the cluster facts a plan is checked against, in one module call."""
+    label_selector}, read in parallel: the cluster facts a plan is checked against, in one module call.
+
+    record_errors: a query that fails (an aggregated API whose server is down) gets its message in 'error' and no
+    items instead of failing the whole read; diagnosing a broken cluster must read the rest."""
     def read(query):
-        if not transport.served(query['api_version'], query['kind']):
-            return query['name'], {'served': False, 'items': []}
-        items = transport.list(query['api_version'], query['kind'], query.get('namespace'), query.get('label_selector'))
+        try:
+            if not transport.served(query['api_version'], query['kind']):
+                return query['name'], {'served': False, 'items': []}
+            items = transport.list(query['api_version'], query['kind'], query.get('namespace'),
+                                   query.get('label_selector'))
+        except ApplyError as error:
+            if not record_errors:
+                raise
+            return query['name'], {'served': True, 'items': [], 'error': str(error)}
         return query['name'], {'served': True, 'items': items}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return dict(pool.map(read, queries))
@@ -507,7 +516,8 @@ def read_all(transport, queries, workers=8):
 def run_read_module(module):
     """What the k8s_read module does once its parameters are parsed."""
     try:
-        resources = read_all(transport_for(module.params, None), module.params['queries'])
+        resources = read_all(transport_for(module.params, None), module.params['queries'],
+                             record_errors=module.params.get('on_error') == 'record')
     except ApplyError as error:
         module.fail_json(msg=str(error))
     module.exit_json(changed=False, resources=resources)

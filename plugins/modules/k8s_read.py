@@ -53,6 +53,14 @@ options:
       label_selector:
         description: Label selector.
         type: str
+  on_error:
+    description:
+      - What a query that fails does (a kind whose aggregated API server is down, a refused list).
+      - C(fail) fails the module; C(record) gives that query C(error) with the message and no items, and reads the rest
+        (the diagnose role reads a broken cluster this way).
+    type: str
+    choices: [fail, record]
+    default: fail
 '''
 
 EXAMPLES = r'''
@@ -65,7 +73,8 @@ EXAMPLES = r'''
 
 RETURN = r'''
 resources:
-  description: Per query name, C(served) (whether the cluster serves the kind) and C(items).
+  description: Per query name, C(served) (whether the cluster serves the kind) and C(items); C(error) when that query
+    failed and O(on_error=record).
   returned: always
   type: dict
   sample: {nodes: {served: true, items: []}}
@@ -84,7 +93,7 @@ def main():
         kind=dict(type='str', required=True),
         namespace=dict(type='str'),
         label_selector=dict(type='str'),
-    )))
+    )), on_error=dict(type='str', choices=['fail', 'record'], default='fail'))
     argument_spec.update(AUTH_ARG_SPEC)
     run_read_module(AnsibleModule(argument_spec=argument_spec, supports_check_mode=True))
 

@@ -1,9 +1,15 @@
 """playbooks/diagnose.yml and playbooks/support_bundle.yml on the local cluster, each situation made real there.
 
+The serving workload is the vllm role's own StatefulSet, rendered by the role (tasks_from: render, no cluster read),
+with its model-cache claims from volumeClaimTemplates bound to local volumes of this module's storage class.
+
 - Scheduling: the real kube-scheduler's FailedScheduling messages (a pod asking more GPUs than a node has; a
-  model-cache claim bound to the other node's local volume while this node's GPUs are taken).
-- Autoscaling: a real HPA on a Pods metric with no custom metrics API registered; the real HPA controller
-  sets ScalingActive=False.
+  model-cache claim bound to the other node's local volume while this node's GPUs are taken; no node of the GPU
+  product; a taint without toleration).
+- Autoscaling: a real HPA on a Pods metric with no custom metrics API registered (the real HPA controller sets
+  ScalingActive=False); a real CPU HPA at its maximum (kwok's simulated usage through the real metrics-server) with
+  a scale-up pod that cannot be placed; a real Prometheus 3.16 scraping simulated vLLM exporters (scaling_harness,
+  vllm_exporter) asked for the autoscaler's series.
 - Containers: the local cluster's kwok runs only its default pod stages (scripts/cluster.sh enables no Stage
   CRD, and other tests rely on that), so the container states a kubelet reports are written here through the
   pod status API as the kubelet writes them (OOMKilled, CrashLoopBackOff), and the startup-probe kill as the
@@ -13,6 +19,7 @@
 Set LLMSCALE_DIAGNOSE_RECORD=<dir> to write the facts each run analysed (the unit tests' fixtures).
 """
 import base64
+import copy
 import json
 import os
 import tarfile
@@ -21,44 +28,59 @@ import uuid
 import pytest
 from kubernetes import client, utils
 
-from cluster_helpers import delete_if_present, poll  # pylint: disable=import-error
+from cluster_helpers import GPU_NODES, CacheVolumes, delete_if_present, poll  # pylint: disable=import-error
 from helpers import run_playbook  # pylint: disable=import-error
+from role_render import render  # pylint: disable=import-error
+from scaling_harness import PrometheusProcess, free_port  # pylint: disable=import-error
+from vllm_exporter import ExporterFleet  # pylint: disable=import-error
 
 RECORD_DIR = os.environ.get('LLMSCALE_DIAGNOSE_RECORD')
-LABELS = {'app.kubernetes.io/name': 'vllm', 'app.kubernetes.io/instance': 'vllm-server'}
 HF_TOKEN = 'hf_diagnoseTestToken' + uuid.uuid4().hex
 PRODUCT = 'NVIDIA-H100-80GB-HBM3'
-LOCAL_PV_NODE0 = 'local-nvme-gpu-node-0-sim0'
-# Written before the local cluster's binaries were built (issue 12 session): not yet run on a cluster.
-NOT_YET_RUN = pytest.mark.skip(reason='not yet run on the local cluster; remove this mark once it passes there')
+OTHER_PRODUCT = 'NVIDIA-H200'
+SERVED = 'qwen3-0.6b'
+SELECTOR = 'app.kubernetes.io/instance=vllm-server'
+# kwok's simulated CPU usage of a pod (the cluster's metrics-usage.yaml), served to metrics-server.
+KWOK_CPU_USAGE = 'kwok.x-k8s.io/usage-cpu'
+# GPU Feature Discovery's driver label (what the analysis compares across replicas); the simulated nodes carry none.
+DRIVER_LABEL = 'nvidia.com/cuda.driver-version.full'
+
+# The vllm role's variables of each workload these tests make (rendered in one ansible-playbook run).
+CASES = {
+    'one_gpu': {},
+    'two_replicas': {'vllm_replicas': 2},
+    'eight_gpus': {'vllm_tensor_parallel_size': 8},
+    'sixteen_gpus': {'vllm_tensor_parallel_size': 16},
+    'a100': {'vllm_gpu_products': ['NVIDIA-A100-SXM4-80GB']},
+    'two_products': {'vllm_gpu_products': [PRODUCT, OTHER_PRODUCT], 'vllm_tensor_parallel_size': 8, 'vllm_replicas': 3},
+}
 
 
-def vllm_deployment(namespace, gpus, claim=None, replicas=1, product=PRODUCT):
-    """The shape the vllm role gives its Deployment: name, labels, GPU request, model-cache claim, startup probe."""
-    volumes = [{'name': 'model-cache', 'persistentVolumeClaim': {'claimName': claim}}] if claim else []
-    return {
-        'apiVersion': 'apps/v1', 'kind': 'Deployment',
-        'metadata': {'name': 'vllm-server', 'namespace': namespace, 'labels': LABELS},
-        'spec': {'replicas': replicas, 'selector': {'matchLabels': LABELS}, 'template': {
-            'metadata': {'labels': LABELS},
-            'spec': {
-                'affinity': {'nodeAffinity': {'requiredDuringSchedulingIgnoredDuringExecution': {'nodeSelectorTerms': [
-                    {'matchExpressions': [{'key': 'nvidia.com/gpu.product', 'operator': 'In', 'values': [product]}]}]}}},
-                'tolerations': [{'key': 'nvidia.com/gpu', 'operator': 'Exists', 'effect': 'NoSchedule'}],
-                'containers': [{
-                    'name': 'vllm', 'image': 'docker.io/vllm/vllm-openai:v0.33.0',
-                    'args': ['--model', 'Qwen/Qwen3-0.6B', '--served-model-name', 'qwen3-0.6b'],
-                    'env': [{'name': 'HF_HOME', 'value': '/models/huggingface'},
-                            {'name': 'HF_TOKEN', 'valueFrom': {'secretKeyRef': {'name': 'vllm-hf-token', 'key': 'HF_TOKEN'}}}],
-                    'resources': {'requests': {'cpu': '8', 'memory': '64Gi', 'nvidia.com/gpu': str(gpus)},
-                                  'limits': {'memory': '128Gi', 'nvidia.com/gpu': str(gpus)}},
-                    'startupProbe': {'httpGet': {'path': '/health', 'port': 8000}, 'periodSeconds': 10,
-                                     'failureThreshold': 180},
-                    'volumeMounts': [{'name': 'model-cache', 'mountPath': '/models'}] if claim else [],
-                }],
-                'volumes': volumes,
-            }}},
-    }
+@pytest.fixture(scope='module')
+def cache_volumes(api_client):
+    volumes = CacheVolumes(api_client, per_node=3)
+    yield volumes
+    volumes.delete()
+
+
+@pytest.fixture(scope='module')
+def statefulsets(cache_volumes):
+    """{case: the StatefulSet the vllm role renders for it}."""
+    names = sorted(CASES)
+    base = {'vllm_served_model_name': SERVED, 'vllm_model_cache_storage_class': cache_volumes.name}
+    result, rendered = render('vllm', 'render', [dict(base, **CASES[name]) for name in names], ['__vllm_plan'])
+    assert result.rc == 0 and len(rendered) == len(names), result.describe()
+    return dict((name, [obj for obj in facts['__vllm_plan']['objects'] if obj['kind'] == 'StatefulSet'][0])
+                for name, facts in zip(names, rendered))
+
+
+def create_statefulset(api_client, statefulsets, namespace, case, pod_annotations=None):
+    """The role's StatefulSet of CASE in NAMESPACE (and annotations a test gives its pods: kwok's usage)."""
+    statefulset = copy.deepcopy(statefulsets[case])
+    statefulset['metadata']['namespace'] = namespace
+    statefulset['spec']['template']['metadata'].setdefault('annotations', {}).update(pod_annotations or {})
+    utils.create_from_dict(api_client, statefulset)
+    return statefulset
 
 
 def run_diagnose(kubeconfig, namespace, tmp_path, playbook='playbooks/diagnose.yml', check=False, extra=None):
@@ -100,24 +122,16 @@ def failed_scheduling(core, namespace):
     return [event for event in events if event.involved_object.name.startswith('vllm-server')]
 
 
-@pytest.fixture
-def local_pv_node0(api_client):
-    """gpu-node-0's local volume, made Available again afterwards (Retain keeps it Released otherwise)."""
+def test_pod_asking_more_gpus_than_a_node_has(api_client, kubeconfig, namespace, tmp_path, statefulsets):
     core = client.CoreV1Api(api_client)
-    yield LOCAL_PV_NODE0
-    poll(lambda: core.read_persistent_volume(LOCAL_PV_NODE0).status.phase != 'Bound', 120, what='PV released')
-    core.patch_persistent_volume(LOCAL_PV_NODE0, {'spec': {'claimRef': None}})
-
-
-def test_pod_asking_more_gpus_than_a_node_has(api_client, kubeconfig, namespace, tmp_path):
-    core = client.CoreV1Api(api_client)
-    utils.create_from_dict(api_client, vllm_deployment(namespace, gpus=16))
+    create_statefulset(api_client, statefulsets, namespace, 'sixteen_gpus')
     poll(lambda: failed_scheduling(core, namespace), 180, what='FailedScheduling event')
 
     result, report_dir = run_diagnose(kubeconfig, namespace, tmp_path)
     assert result.rc == 0, result.describe()
     found = by_id(findings_of(result))
     pending = found['pod_pending_insufficient_gpu'][0]
+    assert pending['object'] == 'Pod/%s/vllm-server-0' % namespace
     assert pending['severity'] == 'critical'
     assert 'Insufficient nvidia.com/gpu' in pending['evidence']
     assert 'asked 16 nvidia.com/gpu' in pending['evidence']
@@ -126,7 +140,7 @@ def test_pod_asking_more_gpus_than_a_node_has(api_client, kubeconfig, namespace,
     # One printed line per finding, and the three reports.
     printed = result.results_of('Print one line per finding')[0]['msg']
     assert len(printed) == len(findings_of(result))
-    assert any(line.startswith('CRITICAL pod_pending_insufficient_gpu Pod/%s/vllm-server-' % namespace) for line in printed)
+    assert any(line.startswith('CRITICAL pod_pending_insufficient_gpu Pod/%s/vllm-server-0' % namespace) for line in printed)
     assert sorted(path.name for path in report_dir.iterdir()) == ['diagnose.html', 'diagnose.json', 'diagnose.md']
     assert json.loads((report_dir / 'diagnose.json').read_text())['findings'] == findings_of(result)
 
@@ -135,50 +149,51 @@ def test_pod_asking_more_gpus_than_a_node_has(api_client, kubeconfig, namespace,
     assert any('diagnose_fail_on: critical' in message for message in failing.failure_messages()), failing.describe()
 
 
-@NOT_YET_RUN
-def test_claim_bound_to_the_other_nodes_volume(api_client, kubeconfig, namespace, tmp_path, local_pv_node0):
+def test_claim_bound_to_the_other_nodes_volume(api_client, kubeconfig, namespace, tmp_path, statefulsets, cache_volumes):
     core = client.CoreV1Api(api_client)
-    # The claim is bound to gpu-node-0's local volume, and gpu-node-0's GPUs are all taken.
+    # The first replica's claim (volumeClaimTemplates model-cache: model-cache-vllm-server-0) is already bound to a
+    # local volume of gpu-node-0, and gpu-node-0's GPUs are all taken by another pod.
+    volume = cache_volumes.on_node('gpu-node-0')[0]
+    claim = 'model-cache-vllm-server-0'
     core.create_namespaced_persistent_volume_claim(namespace, {
-        'metadata': {'name': 'vllm-server-model-cache'},
-        'spec': {'accessModes': ['ReadWriteOnce'], 'storageClassName': 'local-nvme', 'volumeName': local_pv_node0,
+        'metadata': {'name': claim},
+        'spec': {'accessModes': ['ReadWriteOnce'], 'storageClassName': cache_volumes.name, 'volumeName': volume,
                  'resources': {'requests': {'storage': '200Gi'}}}})
     core.create_namespaced_pod(namespace, {
         'metadata': {'name': 'gpu-batch-job'},
         'spec': {'nodeSelector': {'kubernetes.io/hostname': 'gpu-node-0'},
+                 'tolerations': [{'key': 'nvidia.com/gpu', 'operator': 'Exists', 'effect': 'NoSchedule'}],
                  'containers': [{'name': 'train', 'image': 'registry.invalid/train:1',
                                  'resources': {'requests': {'nvidia.com/gpu': '8'}, 'limits': {'nvidia.com/gpu': '8'}}}]}})
     poll(lambda: core.read_namespaced_pod('gpu-batch-job', namespace).spec.node_name, 120, what='batch pod bound')
-    utils.create_from_dict(api_client, vllm_deployment(namespace, gpus=8, claim='vllm-server-model-cache'))
+    poll(lambda: core.read_namespaced_persistent_volume_claim(claim, namespace).status.phase == 'Bound', 120,
+         what='claim bound')
+    create_statefulset(api_client, statefulsets, namespace, 'eight_gpus')
     poll(lambda: failed_scheduling(core, namespace), 180, what='FailedScheduling event')
 
-    try:
-        result, _report = run_diagnose(kubeconfig, namespace, tmp_path)
-        assert result.rc == 0, result.describe()
-        found = by_id(findings_of(result))
-        conflict = found['pod_pending_volume_node_conflict'][0]
-        assert "didn't match PersistentVolume's node affinity" in conflict['evidence']
-        assert 'vllm-server-model-cache bound to %s on gpu-node-0' % local_pv_node0 in conflict['evidence']
-        assert 'vllm_model_cache_size' in conflict['remedy']
-        gpus = found['pod_pending_insufficient_gpu'][0]
-        assert 'gpu-node-0 (%s): 0 of 8 free' % PRODUCT in gpus['evidence']
-    finally:
-        apps = client.AppsV1Api(api_client)
-        delete_if_present(apps.delete_namespaced_deployment, 'vllm-server', namespace)
-        delete_if_present(core.delete_namespaced_pod, 'gpu-batch-job', namespace, grace_period_seconds=0)
-        delete_if_present(core.delete_namespaced_persistent_volume_claim, 'vllm-server-model-cache', namespace)
+    result, _report = run_diagnose(kubeconfig, namespace, tmp_path)
+    assert result.rc == 0, result.describe()
+    found = by_id(findings_of(result))
+    conflict = found['pod_pending_volume_node_conflict'][0]
+    assert conflict['object'] == 'Pod/%s/vllm-server-0' % namespace
+    assert "didn't match PersistentVolume's node affinity" in conflict['evidence']
+    assert '%s bound to %s on gpu-node-0' % (claim, volume) in conflict['evidence']
+    assert 'vllm_model_cache_size' in conflict['remedy']
+    gpus = found['pod_pending_insufficient_gpu'][0]
+    assert 'gpu-node-0 (%s): 0 of 8 free' % PRODUCT in gpus['evidence']
+    assert 'gpu-node-1 (%s): 8 of 8 free' % PRODUCT in gpus['evidence']
 
 
-@NOT_YET_RUN
-def test_no_node_of_the_gpu_product(api_client, kubeconfig, namespace, tmp_path):
+def test_no_node_of_the_gpu_product(api_client, kubeconfig, namespace, tmp_path, statefulsets):
     core = client.CoreV1Api(api_client)
-    utils.create_from_dict(api_client, vllm_deployment(namespace, gpus=1, product='NVIDIA-A100-SXM4-80GB'))
+    create_statefulset(api_client, statefulsets, namespace, 'a100')
     poll(lambda: failed_scheduling(core, namespace), 180, what='FailedScheduling event')
-    result, _report = run_diagnose(kubeconfig, namespace, tmp_path,
-                                   extra={'vllm_gpu_products': ['NVIDIA-A100-SXM4-80GB']})
+    result, _report = run_diagnose(kubeconfig, namespace, tmp_path, extra={'vllm_gpu_products': ['NVIDIA-A100-SXM4-80GB']})
     assert result.rc == 0, result.describe()
     product = by_id(findings_of(result))['pod_pending_no_gpu_product'][0]
+    assert product['object'] == 'Pod/%s/vllm-server-0' % namespace
     assert "didn't match Pod's node affinity/selector" in product['evidence']
+    assert 'vllm_gpu_products: NVIDIA-A100-SXM4-80GB' in product['evidence']
     assert 'GPU products in the cluster: %s' % PRODUCT in product['evidence']
     assert 'vllm_gpu_products' in product['remedy']
 
@@ -188,26 +203,34 @@ def tainted_gpu_nodes(api_client):
     """Both GPU nodes tainted for maintenance (this test's own taint), untainted afterwards."""
     core = client.CoreV1Api(api_client)
     taint = {'key': 'llmscale.test/maintenance', 'value': 'diagnose', 'effect': 'NoSchedule'}
-    for node in ('gpu-node-0', 'gpu-node-1'):
+    for node in GPU_NODES:
         taints = [t for t in (core.read_node(node).spec.taints or []) if t.key != taint['key']]
         core.patch_node(node, {'spec': {'taints': [api_client.sanitize_for_serialization(t) for t in taints] + [taint]}})
     yield taint
-    for node in ('gpu-node-0', 'gpu-node-1'):
+    for node in GPU_NODES:
         taints = [t for t in (core.read_node(node).spec.taints or []) if t.key != taint['key']]
         core.patch_node(node, {'spec': {'taints': [api_client.sanitize_for_serialization(t) for t in taints]}})
 
 
-@NOT_YET_RUN
-def test_taint_without_toleration(api_client, kubeconfig, namespace, tmp_path, tainted_gpu_nodes):
+def test_taint_without_toleration(api_client, kubeconfig, namespace, tmp_path, statefulsets, tainted_gpu_nodes):
     core = client.CoreV1Api(api_client)
-    utils.create_from_dict(api_client, vllm_deployment(namespace, gpus=1))
+    create_statefulset(api_client, statefulsets, namespace, 'one_gpu')
     poll(lambda: failed_scheduling(core, namespace), 180, what='FailedScheduling event')
-    result, _report = run_diagnose(kubeconfig, namespace, tmp_path)
+    # And a Prometheus URL where nothing listens: the check says so instead of failing the run.
+    nothing = 'http://127.0.0.1:%d' % free_port()
+    result, _report = run_diagnose(kubeconfig, namespace, tmp_path, extra={'diagnose_prometheus_url': nothing})
     assert result.rc == 0, result.describe()
-    taint = by_id(findings_of(result))['pod_pending_untolerated_taint'][0]
+    found = by_id(findings_of(result))
+    taint = found['pod_pending_untolerated_taint'][0]
+    assert taint['object'] == 'Pod/%s/vllm-server-0' % namespace
     assert 'untolerated taint' in taint['evidence']
     assert 'llmscale.test/maintenance=diagnose:NoSchedule' in taint['evidence']
     assert 'vllm_tolerations' in taint['remedy']
+    assert 'pod_pending_no_gpu_product' not in found
+    unreachable = found['prometheus_unreachable'][0]
+    assert unreachable['object'] == 'Prometheus %s' % nothing
+    assert 'Connection refused' in unreachable['evidence'], unreachable
+    assert 'diagnose_prometheus_url' in unreachable['remedy']
 
 
 def kubelet_status(core, namespace, pod_name, container_status):
@@ -215,15 +238,16 @@ def kubelet_status(core, namespace, pod_name, container_status):
     core.patch_namespaced_pod_status(pod_name, namespace, {'status': {'containerStatuses': [container_status]}})
 
 
-def test_crash_loops_oom_startup_probe_and_an_hpa_without_metrics(api_client, kubeconfig, namespace, tmp_path):
+def test_crash_loops_oom_startup_probe_and_an_hpa_without_metrics(api_client, kubeconfig, namespace, tmp_path,
+                                                                  statefulsets):
     core = client.CoreV1Api(api_client)
     core.create_namespaced_secret(namespace, {'metadata': {'name': 'vllm-hf-token'},
                                               'stringData': {'HF_TOKEN': HF_TOKEN}})
-    utils.create_from_dict(api_client, vllm_deployment(namespace, gpus=1, replicas=2))
+    create_statefulset(api_client, statefulsets, namespace, 'two_replicas')
     utils.create_from_dict(api_client, {
         'apiVersion': 'autoscaling/v2', 'kind': 'HorizontalPodAutoscaler',
         'metadata': {'name': 'vllm-server', 'namespace': namespace},
-        'spec': {'scaleTargetRef': {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'name': 'vllm-server'},
+        'spec': {'scaleTargetRef': {'apiVersion': 'apps/v1', 'kind': 'StatefulSet', 'name': 'vllm-server'},
                  'minReplicas': 2, 'maxReplicas': 4,
                  'metrics': [{'type': 'Pods', 'pods': {'metric': {'name': 'vllm_num_requests_waiting'},
                                                        'target': {'type': 'AverageValue', 'averageValue': '5'}}}]}})
@@ -257,12 +281,12 @@ def test_crash_loops_oom_startup_probe_and_an_hpa_without_metrics(api_client, ku
 
     apps = client.AppsV1Api(api_client)
     before = dict((pod.metadata.name, pod.metadata.resource_version) for pod in pods_of(core, namespace))
-    deployment_version = apps.read_namespaced_deployment('vllm-server', namespace).metadata.resource_version
+    statefulset_version = apps.read_namespaced_stateful_set('vllm-server', namespace).metadata.resource_version
     checked, _report = run_diagnose(kubeconfig, namespace, tmp_path, check=True)
     assert checked.rc == 0, checked.describe()
     assert checked.changed == 0
     assert dict((pod.metadata.name, pod.metadata.resource_version) for pod in pods_of(core, namespace)) == before
-    assert apps.read_namespaced_deployment('vllm-server', namespace).metadata.resource_version == deployment_version
+    assert apps.read_namespaced_stateful_set('vllm-server', namespace).metadata.resource_version == statefulset_version
 
     found = by_id(findings_of(checked))
     oom = found['container_oom_killed'][0]
@@ -297,3 +321,111 @@ def test_crash_loops_oom_startup_probe_and_an_hpa_without_metrics(api_client, ku
     assert HF_TOKEN not in everything
     assert base64.b64encode(HF_TOKEN.encode()).decode() not in everything
     assert HF_TOKEN not in bundled.raw_stdout
+
+
+@pytest.fixture
+def mixed_gpu_nodes(api_client):
+    """gpu-node-1 relabelled as another GPU product, and the two nodes on different drivers (GFD's labels), restored
+    afterwards."""
+    core = client.CoreV1Api(api_client)
+    before = dict((node, dict(core.read_node(node).metadata.labels)) for node in GPU_NODES)
+    core.patch_node('gpu-node-0', {'metadata': {'labels': {DRIVER_LABEL: '580.95.05'}}})
+    core.patch_node('gpu-node-1', {'metadata': {'labels': {DRIVER_LABEL: '570.172.08', 'nvidia.com/gpu.product': OTHER_PRODUCT}}})
+    yield
+    for node, labels in before.items():
+        core.patch_node(node, {'metadata': {'labels': {DRIVER_LABEL: None, 'nvidia.com/gpu.product': labels['nvidia.com/gpu.product']}}})
+
+
+def test_why_it_did_not_scale_and_why_replicas_differ(api_client, kubeconfig, namespace, tmp_path, statefulsets,
+                                                      mixed_gpu_nodes):
+    """Three replicas of 8 GPUs on two 8-GPU nodes of different products and drivers, each replica using 30 CPUs
+    (kwok's simulated usage) of the 8 it requests, under a CPU HPA capped at 3: the third replica cannot be placed."""
+    core = client.CoreV1Api(api_client)
+    create_statefulset(api_client, statefulsets, namespace, 'two_products', pod_annotations={KWOK_CPU_USAGE: '30'})
+    utils.create_from_dict(api_client, {
+        'apiVersion': 'autoscaling/v2', 'kind': 'HorizontalPodAutoscaler',
+        'metadata': {'name': 'vllm-server', 'namespace': namespace},
+        'spec': {'scaleTargetRef': {'apiVersion': 'apps/v1', 'kind': 'StatefulSet', 'name': 'vllm-server'},
+                 'minReplicas': 1, 'maxReplicas': 3,
+                 'metrics': [{'type': 'Resource', 'resource': {'name': 'cpu', 'target': {
+                     'type': 'Utilization', 'averageUtilization': 50}}}]}})
+    custom = client.CustomObjectsApi(api_client)
+    autoscaling = client.AutoscalingV2Api(api_client)
+
+    def at_max():
+        conditions = autoscaling.read_namespaced_horizontal_pod_autoscaler('vllm-server', namespace).status.conditions or []
+        return any(c.type == 'ScalingLimited' and c.status == 'True' and c.reason == 'TooManyReplicas' for c in conditions)
+    poll(lambda: len(custom.list_namespaced_custom_object('metrics.k8s.io', 'v1beta1', namespace, 'pods')['items']) >= 2,
+         240, what='metrics-server usage of the two running replicas')
+    poll(at_max, 240, what='HPA ScalingLimited=True TooManyReplicas')
+    poll(lambda: failed_scheduling(core, namespace), 180, what='FailedScheduling of the third replica')
+
+    result, _report = run_diagnose(kubeconfig, namespace, tmp_path, extra={
+        'vllm_gpu_products': [PRODUCT, OTHER_PRODUCT], 'vllm_tensor_parallel_size': 8, 'autoscaling_mode': 'resource',
+        'autoscaling_max_replicas': 3})
+    assert result.rc == 0, result.describe()
+    found = by_id(findings_of(result))
+    at_maximum = found['replicas_at_max'][0]
+    assert at_maximum['object'] == 'HorizontalPodAutoscaler/%s/vllm-server' % namespace
+    assert at_maximum['evidence'].startswith('ScalingLimited=True TooManyReplicas: ')
+    assert 'max 3' in at_maximum['evidence'] and 'autoscaling_max_replicas (now 3)' in at_maximum['remedy']
+    scale_up = found['scale_up_pending'][0]
+    assert scale_up['evidence'] == '1 of 3 serving pods Pending: vllm-server-2'
+    assert 'Insufficient nvidia.com/gpu' in found['pod_pending_insufficient_gpu'][0]['evidence']
+    product = found['replica_product_mismatch'][0]
+    assert product['object'] == 'StatefulSet/%s/vllm-server' % namespace
+    assert sorted(product['evidence'].split(': ', 1)[1].split(', ')) == sorted(
+        ['vllm-server-0=%s' % (PRODUCT if pod_node(core, namespace, 'vllm-server-0') == 'gpu-node-0' else OTHER_PRODUCT),
+         'vllm-server-1=%s' % (PRODUCT if pod_node(core, namespace, 'vllm-server-1') == 'gpu-node-0' else OTHER_PRODUCT)])
+    assert 'vllm_gpu_products' in product['remedy']
+    driver = found['replica_driver_mismatch'][0]
+    assert '580.95.05' in driver['evidence'] and '570.172.08' in driver['evidence']
+    cpu = found['cpu_request_too_low']
+    assert sorted(item['object'] for item in cpu) == ['Pod/%s/vllm-server-0' % namespace, 'Pod/%s/vllm-server-1' % namespace]
+    assert cpu[0]['evidence'].startswith('uses 30.') and cpu[0]['evidence'].endswith('requests 8.0')
+    assert 'vllm_cpu_request (now 8) to about 30' in cpu[0]['remedy']
+
+
+def pod_node(core, namespace, name):
+    return core.read_namespaced_pod(name, namespace).spec.node_name
+
+
+@pytest.fixture
+def prometheus(kubeconfig, namespace, tmp_path):
+    """A real Prometheus 3.16 on loopback discovering this namespace's vLLM pods (scaling_harness.PrometheusProcess)."""
+    process = PrometheusProcess(kubeconfig, str(tmp_path), [namespace], scrape_interval='2s').start()
+    yield process
+    process.stop()
+
+
+def test_the_autoscalers_metric_in_prometheus(api_client, kubeconfig, namespace, tmp_path, statefulsets, prometheus):
+    """vLLM (a simulated exporter per Running pod) reports model_name qwen3-0.6b; an autoscaler configured for another
+    name reads nothing, and KEDA is not installed."""
+    create_statefulset(api_client, statefulsets, namespace, 'one_gpu')
+    fleet = ExporterFleet(api_client, namespace, SELECTOR, SERVED)
+    try:
+        fleet.set_total_waiting(3)
+        poll(lambda: prometheus.value('sum(vllm:num_requests_waiting{namespace="%s",model_name="%s"})' % (
+            namespace, SERVED)) == 3, 180, what='Prometheus scraping the simulated vLLM exporter')
+
+        wrong, _report = run_diagnose(kubeconfig, namespace, tmp_path, extra={
+            'diagnose_prometheus_url': prometheus.url, 'autoscaling_served_model_name': 'qwen3-8b'})
+        assert wrong.rc == 0, wrong.describe()
+        found = by_id(findings_of(wrong))
+        absent = found['metric_absent_in_prometheus'][0]
+        assert absent['object'] == 'Prometheus %s' % prometheus.url
+        assert 'vllm:num_requests_waiting{namespace="%s",model_name="qwen3-8b"} returned no series' % namespace in absent['evidence']
+        assert 'for namespace/model_name: %s/%s' % (namespace, SERVED) in absent['evidence']
+        assert 'autoscaling_served_model_name (now qwen3-8b)' in absent['remedy']
+        assert 'vllm_served_model_name, now %s' % SERVED in absent['remedy']
+
+        right, _report = run_diagnose(kubeconfig, namespace, tmp_path, extra={
+            'diagnose_prometheus_url': prometheus.url, 'autoscaling_mode': 'keda'})
+        assert right.rc == 0, right.describe()
+        found = by_id(findings_of(right))
+        assert 'metric_absent_in_prometheus' not in found and 'prometheus_unreachable' not in found, found
+        keda = found['keda_missing'][0]
+        assert keda['object'] == 'StatefulSet/%s/vllm-server' % namespace
+        assert 'autoscaling_keda_install: true' in keda['remedy']
+    finally:
+        fleet.close()
