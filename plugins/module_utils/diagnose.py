@@ -578,14 +578,52 @@ def _monitoring_findings(facts, settings):
             found.append(finding('rules_not_loaded', WARNING, _ref(rule, 'PrometheusRule'),
                                  'labels %s match no Prometheus ruleSelector' % (_meta(rule, 'labels') or {}),
                                  'Add the labels the Prometheus ruleSelector asks for to monitoring_object_labels.'))
-    sidecar_label = settings.get('monitoring_dashboard_label') or 'grafana_dashboard'
+    sidecars = grafana_dashboard_sidecars(facts.get('grafana_deployments'))
     for config_map in facts.get('dashboards') or []:
-        if sidecar_label not in (_meta(config_map, 'labels') or {}):
+        labels = _meta(config_map, 'labels') or {}
+        if sidecars:
+            if any(_sidecar_loads(sidecar, config_map) for sidecar in sidecars):
+                continue
+            watched = '; '.join('%s watches %s=%s in %s' % (sidecar['ref'], sidecar['label'], sidecar['value'] or '(any)',
+                                                          sidecar['namespaces']) for sidecar in sidecars)
+            found.append(finding('dashboard_not_loaded', WARNING, _ref(config_map, 'ConfigMap'),
+                                 'labels %s; Grafana\'s dashboard sidecar: %s' % (labels, watched),
+                                 'Set monitoring_dashboard_label (now %s) and monitoring_dashboard_label_value (now %s) '
+                                 'to the label and value the sidecar watches (%s=%s).' % (
+                                     settings.get('monitoring_dashboard_label'),
+                                     settings.get('monitoring_dashboard_label_value'), sidecars[0]['label'],
+                                     sidecars[0]['value'])))
+            continue
+        sidecar_label = settings.get('monitoring_dashboard_label') or 'grafana_dashboard'
+        if sidecar_label not in labels:
             found.append(finding('dashboard_not_loaded', WARNING, _ref(config_map, 'ConfigMap'),
                                  'dashboard ConfigMap without the %s label' % sidecar_label,
                                  'Grafana\'s sidecar loads only ConfigMaps labelled %s: set monitoring_dashboard_label '
                                  'to the label the sidecar watches.' % sidecar_label))
     return found
+
+
+def grafana_dashboard_sidecars(deployments):
+    """[{ref, label, value, namespaces}] of the dashboard sidecar containers (env LABEL, LABEL_VALUE, NAMESPACE, as
+    kube-prometheus-stack's Grafana runs k8s-sidecar) in Grafana Deployments."""
+    sidecars = []
+    for deployment in deployments or []:
+        containers = ((((deployment.get('spec') or {}).get('template') or {}).get('spec') or {}).get('containers') or [])
+        for container in containers:
+            env = dict((item.get('name'), item.get('value')) for item in container.get('env') or [])
+            if 'LABEL' in env and 'dashboard' in (container.get('name') or ''):
+                sidecars.append({'ref': _ref(deployment, 'Deployment'), 'label': env['LABEL'],
+                                 'value': env.get('LABEL_VALUE'),
+                                 'namespaces': env.get('NAMESPACE') or _meta(deployment, 'namespace')})
+    return sidecars
+
+
+def _sidecar_loads(sidecar, config_map):
+    labels = _meta(config_map, 'labels') or {}
+    if sidecar['label'] not in labels or (sidecar['value'] and labels[sidecar['label']] != sidecar['value']):
+        return False
+    namespaces = sidecar['namespaces']
+    return namespaces == 'ALL' or _meta(config_map, 'namespace') in [part.strip() for part in namespaces.split(',')]
 
 
 def _selects(prometheus, selector_key, namespace_key, obj, namespaces):

@@ -26,7 +26,8 @@ options:
     description:
       - "Gathered facts: C(workload), C(pods), C(events), C(nodes), C(pvcs), C(pvs), C(hpas), C(scaled_objects),
         C(api_services), C(network_policies), C(pod_metrics), C(logs), C(gpu_health), C(node_caches),
-        C(prometheus), C(prometheuses), C(service_monitors), C(prometheus_rules), C(dashboards), C(namespaces)."
+        C(prometheus), C(prometheuses), C(service_monitors), C(prometheus_rules), C(dashboards), C(grafana_deployments),
+        C(namespaces), C(unread) (kinds not served or whose read failed)."
     type: dict
     required: true
   settings:

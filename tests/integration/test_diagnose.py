@@ -95,7 +95,12 @@ def run_diagnose(kubeconfig, namespace, tmp_path, playbook='playbooks/diagnose.y
     if RECORD_DIR and analysed and not check:
         os.makedirs(RECORD_DIR, exist_ok=True)
         name = os.environ.get('PYTEST_CURRENT_TEST', 'run').split('::')[-1].split(' ')[0]
-        with open(os.path.join(RECORD_DIR, name + '.json'), 'w', encoding='utf-8') as handle:
+        # A test's later runs get -2, -3...: each run's facts are kept.
+        path, count = os.path.join(RECORD_DIR, name + '.json'), 1
+        while os.path.exists(path):
+            count += 1
+            path = os.path.join(RECORD_DIR, '%s-%d.json' % (name, count))
+        with open(path, 'w', encoding='utf-8') as handle:
             json.dump(analysed[0]['invocation']['module_args'], handle, indent=1, sort_keys=True)
     return result, report_dir
 
