@@ -101,8 +101,17 @@ def run_diagnose(kubeconfig, namespace, tmp_path, playbook='playbooks/diagnose.y
             count += 1
             path = os.path.join(RECORD_DIR, '%s-%d.json' % (name, count))
         with open(path, 'w', encoding='utf-8') as handle:
-            json.dump(analysed[0]['invocation']['module_args'], handle, indent=1, sort_keys=True)
+            json.dump(without_managed_fields(analysed[0]['invocation']['module_args']), handle, indent=1, sort_keys=True)
     return result, report_dir
+
+
+def without_managed_fields(value):
+    """The recorded facts without metadata.managedFields (the API server's bookkeeping; nothing reads it)."""
+    if isinstance(value, dict):
+        return dict((key, without_managed_fields(item)) for key, item in value.items() if key != 'managedFields')
+    if isinstance(value, list):
+        return [without_managed_fields(item) for item in value]
+    return value
 
 
 def findings_of(result):

@@ -7,7 +7,7 @@ the real scheduler's FailedScheduling events, the real HPA controller's conditio
 import json
 import os
 
-from ansible_collections.llmscale.gpu_serving.plugins.module_utils.diagnose import analyse, summary_line
+from ansible_collections.llmscale.gpu_serving.plugins.module_utils.diagnose import analyse, quantity, summary_line
 from helpers import REPO_ROOT
 
 RECORDED = os.path.join(REPO_ROOT, 'tests', 'fixtures', 'diagnose')
@@ -55,3 +55,77 @@ def test_the_same_facts_without_the_fault_give_no_critical_finding():
             status['state'] = {'running': {'startedAt': '2026-12-01T16:00:00Z'}}
             status['lastState'] = {}
     assert [item for item in analyse(facts, settings) if item['severity'] == 'critical'] == []
+
+
+def by_id(findings):
+    found = {}
+    for item in findings:
+        found.setdefault(item['id'], []).append(item)
+    return found
+
+
+def test_claim_bound_to_the_other_nodes_volume():
+    facts, settings = recorded('test_claim_bound_to_the_other_nodes_volume.json')
+    found = by_id(analyse(facts, settings))
+    (conflict,) = found['pod_pending_volume_node_conflict']
+    # The claim of the StatefulSet's volumeClaimTemplates, named in the pod's volumes by the controller.
+    (pod,) = [p for p in facts['pods'] if p['metadata']['name'] == 'vllm-server-0']
+    (claim,) = [v['persistentVolumeClaim']['claimName'] for v in pod['spec']['volumes'] if v['name'] == 'model-cache']
+    assert claim == 'model-cache-vllm-server-0'
+    (bound,) = [c for c in facts['pvcs'] if c['metadata']['name'] == claim]
+    (volume,) = [v for v in facts['pvs'] if v['metadata']['name'] == bound['spec']['volumeName']]
+    node = volume['spec']['nodeAffinity']['required']['nodeSelectorTerms'][0]['matchExpressions'][0]['values'][0]
+    assert '%s bound to %s on %s' % (claim, volume['metadata']['name'], node) in conflict['evidence']
+    assert "didn't match PersistentVolume's node affinity" in conflict['evidence']
+    assert 'gpu-node-0 (NVIDIA-H100-80GB-HBM3): 0 of 8 free' in found['pod_pending_insufficient_gpu'][0]['evidence']
+
+
+def test_taint_without_toleration_names_the_taint_and_prometheus_unreachable():
+    facts, settings = recorded('test_taint_without_toleration.json')
+    found = by_id(analyse(facts, settings))
+    taints = ['%s=%s:%s' % (t['key'], t.get('value', ''), t['effect'])
+              for n in facts['nodes'] for t in n['spec'].get('taints') or []]
+    assert 'llmscale.test/maintenance=diagnose:NoSchedule' in taints
+    assert 'llmscale.test/maintenance=diagnose:NoSchedule' in found['pod_pending_untolerated_taint'][0]['evidence']
+    assert facts['prometheus']['queried'] and not facts['prometheus']['answered']
+    assert found['prometheus_unreachable'][0]['evidence'].endswith(facts['prometheus']['error'])
+
+
+def test_hpa_at_max_with_a_pending_scale_up_and_replicas_on_different_gpus():
+    facts, settings = recorded('test_why_it_did_not_scale_and_why_replicas_differ.json')
+    found = by_id(analyse(facts, settings))
+    (hpa,) = facts['hpas']
+    (limited,) = [c for c in hpa['status']['conditions'] if c['type'] == 'ScalingLimited']
+    assert found['replicas_at_max'][0]['evidence'] == 'ScalingLimited=True TooManyReplicas: %s (desired %s, max 3)' % (
+        limited['message'], hpa['status']['desiredReplicas'])
+    pending = [p['metadata']['name'] for p in facts['pods'] if p['status']['phase'] == 'Pending']
+    assert found['scale_up_pending'][0]['evidence'] == '1 of 3 serving pods Pending: %s' % pending[0]
+    # metrics-server's usage of each running replica (kwok's simulated 30 CPUs) against its request of 8.
+    usage = dict((m['metadata']['name'], m['containers'][0]['usage']['cpu']) for m in facts['pod_metrics'])
+    assert len(found['cpu_request_too_low']) == len(usage) == 2
+    for item in found['cpu_request_too_low']:
+        assert item['evidence'] == 'uses %.1f CPUs, requests 8.0' % quantity(usage[item['object'].split('/')[-1]])
+    assert set(found) >= {'replica_product_mismatch', 'replica_driver_mismatch', 'pod_pending_insufficient_gpu'}
+
+
+def test_the_same_fleet_within_its_requests_and_below_max_gives_no_scaling_finding():
+    facts, settings = recorded('test_why_it_did_not_scale_and_why_replicas_differ.json')
+    for metric in facts['pod_metrics']:
+        for container in metric['containers']:
+            container['usage']['cpu'] = '7500m'
+    for condition in facts['hpas'][0]['status']['conditions']:
+        if condition['type'] == 'ScalingLimited':
+            condition.update(status='False', reason='DesiredWithinRange')
+    found = by_id(analyse(facts, settings))
+    assert not {'cpu_request_too_low', 'replicas_at_max'} & set(found)
+
+
+def test_the_autoscalers_model_name_absent_in_prometheus():
+    facts, settings = recorded('test_the_autoscalers_metric_in_prometheus.json')
+    (absent,) = by_id(analyse(facts, settings))['metric_absent_in_prometheus']
+    (elsewhere,) = facts['prometheus']['elsewhere']
+    assert absent['evidence'].endswith('namespace/model_name: %s/%s' % (elsewhere['namespace'], elsewhere['model_name']))
+    assert settings['autoscaling_served_model_name'] != elsewhere['model_name'] == settings['vllm_served_model_name']
+    # Prometheus answering with the series: nothing to say.
+    facts['prometheus']['series'] = 1
+    assert 'metric_absent_in_prometheus' not in by_id(analyse(facts, settings))
