@@ -31,7 +31,7 @@ from kubernetes import client, utils
 from cluster_helpers import GPU_NODES, CacheVolumes, delete_if_present, poll  # pylint: disable=import-error
 from helpers import run_playbook  # pylint: disable=import-error
 from role_render import render  # pylint: disable=import-error
-from scaling_harness import PrometheusProcess, free_port  # pylint: disable=import-error
+from scaling_harness import EXTERNAL_METRICS_API, KedaProcesses, PrometheusProcess, free_port  # pylint: disable=import-error
 from vllm_exporter import ExporterFleet  # pylint: disable=import-error
 
 RECORD_DIR = os.environ.get('LLMSCALE_DIAGNOSE_RECORD')
@@ -442,3 +442,48 @@ def test_the_autoscalers_metric_in_prometheus(api_client, kubeconfig, namespace,
         assert 'autoscaling_keda_install: true' in keda['remedy']
     finally:
         fleet.close()
+
+
+@pytest.fixture(scope='module')
+def scaled_object():
+    """The ScaledObject the autoscaling role renders for the vllm role's StatefulSet (autoscaling_mode keda)."""
+    result, (facts,) = render('autoscaling', 'render', [{'autoscaling_mode': 'keda', 'vllm_served_model_name': SERVED}],
+                              ['__autoscaling_plan'])
+    assert result.rc == 0, result.describe()
+    return [obj for obj in facts['__autoscaling_plan']['objects'] if obj['kind'] == 'ScaledObject'][0]
+
+
+@pytest.fixture
+def keda_installed_not_running(api_client, kubeconfig, tmp_path):
+    """KEDA's CRDs, RBAC and APIService from the real chart (scaling_harness.KedaProcesses.install), and neither its
+    operator nor its metrics API server started: KEDA installed, its pods down."""
+    keda = KedaProcesses(api_client, kubeconfig, str(tmp_path / 'keda')).install()
+    yield keda
+    keda.stop()
+
+
+def test_keda_installed_and_not_running(api_client, kubeconfig, namespace, tmp_path, statefulsets, scaled_object,
+                                        keda_installed_not_running):
+    create_statefulset(api_client, statefulsets, namespace, 'one_gpu')
+    custom = client.CustomObjectsApi(api_client)
+    body = copy.deepcopy(scaled_object)
+    body['metadata']['namespace'] = namespace
+    custom.create_namespaced_custom_object('keda.sh', 'v1alpha1', namespace, 'scaledobjects', body)
+    registration = client.ApiregistrationV1Api(api_client)
+    poll(lambda: any(c.type == 'Available' and c.status == 'False'
+                     for c in registration.read_api_service(EXTERNAL_METRICS_API).status.conditions or []),
+         120, what='the external metrics APIService unavailable (no server behind it)')
+    try:
+        result, _report = run_diagnose(kubeconfig, namespace, tmp_path, extra={'autoscaling_mode': 'keda'})
+        assert result.rc == 0, result.describe()
+        found = by_id(findings_of(result))
+        keda = found['keda_not_reconciling'][0]
+        assert keda['object'] == 'ScaledObject/%s/vllm-server' % namespace
+        assert keda['evidence'].startswith('the ScaledObject has no status conditions')
+        assert '%s Available=False' % EXTERNAL_METRICS_API in keda['evidence']
+        assert 'install KEDA' in keda['remedy']
+        assert 'keda_missing' not in found and 'autoscaler_missing' not in found
+    finally:
+        # The operator would remove its finalizer; none runs, and the CRD goes with the fixture.
+        delete_if_present(custom.delete_namespaced_custom_object, 'keda.sh', 'v1alpha1', namespace, 'scaledobjects',
+                          'vllm-server')
