@@ -29,7 +29,8 @@ import pytest
 from kubernetes import client, utils
 
 from cluster_helpers import GPU_NODES, CacheVolumes, delete_if_present, poll  # pylint: disable=import-error
-from helpers import run_playbook  # pylint: disable=import-error
+from helpers import VENV_BIN, run_playbook  # pylint: disable=import-error
+from nvidia_smi_recorded import derive, kernel_log_stand_ins, nvidia_smi_stand_in, read_recorded  # pylint: disable=import-error
 from role_render import render  # pylint: disable=import-error
 from scaling_harness import EXTERNAL_METRICS_API, KedaProcesses, PrometheusProcess, free_port  # pylint: disable=import-error
 from vllm_exporter import ExporterFleet  # pylint: disable=import-error
@@ -53,6 +54,7 @@ CASES = {
     'sixteen_gpus': {'vllm_tensor_parallel_size': 16},
     'a100': {'vllm_gpu_products': ['NVIDIA-A100-SXM4-80GB']},
     'two_products': {'vllm_gpu_products': [PRODUCT, OTHER_PRODUCT], 'vllm_tensor_parallel_size': 8, 'vllm_replicas': 3},
+    'prewarmed': {'vllm_model_cache_prewarmed': True},
 }
 
 
@@ -83,14 +85,15 @@ def create_statefulset(api_client, statefulsets, namespace, case, pod_annotation
     return statefulset
 
 
-def run_diagnose(kubeconfig, namespace, tmp_path, playbook='playbooks/diagnose.yml', check=False, extra=None):
+def run_diagnose(kubeconfig, namespace, tmp_path, playbook='playbooks/diagnose.yml', check=False, extra=None,
+                 inventory='inventories/local', env=None):
     report_dir = tmp_path / 'report'
     variables = {'llmscale_kubeconfig': kubeconfig, 'vllm_namespace': namespace, 'vllm_name': 'vllm-server',
                  'vllm_served_model_name': 'qwen3-0.6b', 'diagnose_report_dir': str(report_dir),
                  'diagnose_bundle_dir': str(tmp_path / 'bundle'), 'vllm_hf_token': HF_TOKEN}
     variables.update(extra or {})
-    result = run_playbook(playbook, inventory='inventories/local', extra_vars=variables, check=check,
-                          env={'KUBECONFIG': kubeconfig})
+    result = run_playbook(playbook, inventory=inventory, extra_vars=variables, check=check,
+                          env=dict(env or {}, KUBECONFIG=kubeconfig))
     analysed = result.results_of('Analyse and write the report')
     if RECORD_DIR and analysed and not check:
         os.makedirs(RECORD_DIR, exist_ok=True)
@@ -487,3 +490,52 @@ def test_keda_installed_and_not_running(api_client, kubeconfig, namespace, tmp_p
         # The operator would remove its finalizer; none runs, and the CRD goes with the fixture.
         delete_if_present(custom.delete_namespaced_custom_object, 'keda.sh', 'v1alpha1', namespace, 'scaledobjects',
                           'vllm-server')
+
+
+@pytest.fixture
+def gpu_node_hosts(tmp_path):
+    """An inventory whose gpu_nodes are this machine twice, as gpu-node-0 and gpu-node-1 (local connection): each with
+    its own model-cache root (Hugging Face hub layout) and an nvidia-smi stand-in printing recorded output, gpu-node-0's
+    with its PCIe link down to x8; a kernel log without XIDs."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    kernel_log_stand_ins(bin_dir)
+    narrow = derive(read_recorded('q.xml'), ('<current_link_width>16x</current_link_width>',
+                                             '<current_link_width>8x</current_link_width>'))
+    smi = {'gpu-node-0': nvidia_smi_stand_in(bin_dir / 'nvidia-smi-0', text=narrow),
+           'gpu-node-1': nvidia_smi_stand_in(bin_dir / 'nvidia-smi-1', recorded='q.xml')}
+    roots = dict((node, tmp_path / ('cache-' + node)) for node in GPU_NODES)
+    (roots['gpu-node-0'] / 'huggingface' / 'hub' / 'models--Qwen--Qwen2.5-7B-Instruct' / 'snapshots').mkdir(parents=True)
+    roots['gpu-node-1'].mkdir()
+    hosts = dict((node, {'llmscale_node_name': node, 'model_cache_volume_root': str(roots[node]),
+                         'diagnose_nvidia_smi': smi[node]}) for node in GPU_NODES)
+    inventory = tmp_path / 'hosts.yml'
+    inventory.write_text(json.dumps({'all': {
+        'children': {'gpu_nodes': {'hosts': hosts}, 'k8s_api': {'hosts': {'localhost': {}}}},
+        'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': os.path.join(VENV_BIN, 'python'),
+                 'ansible_become': False}}}), encoding='utf-8')
+    return {'inventory': str(inventory),
+            'env': {'PATH': os.pathsep.join([str(bin_dir), VENV_BIN, os.environ.get('PATH', '')])}}
+
+
+def test_offline_pod_on_a_node_without_the_model_and_a_narrow_pcie_link(api_client, kubeconfig, namespace, tmp_path,
+                                                                       statefulsets, gpu_node_hosts):
+    """The node side of diagnose.yml: the pre-warmed StatefulSet (HF_HUB_OFFLINE=1) on a node whose cache holds
+    another model, and gpu_health's finding of gpu-node-0."""
+    core = client.CoreV1Api(api_client)
+    create_statefulset(api_client, statefulsets, namespace, 'prewarmed')
+    pod = poll(lambda: [p for p in pods_of(core, namespace) if p.status.phase == 'Running'], 180, what='running pod')[0]
+    result, _report = run_diagnose(kubeconfig, namespace, tmp_path, inventory=gpu_node_hosts['inventory'],
+                                   env=gpu_node_hosts['env'], extra={'vllm_model_cache_prewarmed': True})
+    assert result.rc == 0, result.describe()
+    found = by_id(findings_of(result))
+    missing = found['model_not_prewarmed'][0]
+    assert missing['severity'] == 'critical'
+    assert missing['object'] == 'Pod/%s/%s' % (namespace, pod.metadata.name)
+    held = 'Qwen/Qwen2.5-7B-Instruct' if pod.spec.node_name == 'gpu-node-0' else 'no model'
+    assert missing['evidence'].startswith('node %s holds %s in its model cache; the pod serves ' % (pod.spec.node_name, held))
+    assert missing['evidence'].endswith(' with HF_HUB_OFFLINE=1')
+    assert 'playbooks/prewarm.yml' in missing['remedy']
+    pcie = found['gpu_health_pcie_width'][0]
+    assert pcie['object'] == 'Node/gpu-node-0 GPU 0' and 'x8 of x16' in pcie['evidence']
+    assert not [item for item in findings_of(result) if item['object'].startswith('Node/gpu-node-1')]
