@@ -403,9 +403,9 @@ def _scaling_findings(pods, facts, settings):
             found.append(finding('hpa_metric_unavailable', CRITICAL, ref,
                                  'ScalingActive=False %s: %s | metric APIs: %s' % (
                                      active.get('reason'), active.get('message'), metric_apis),
-                                 'The HPA cannot read its metric. For autoscaling_mode queue, install the '
-                                 'Prometheus adapter (autoscaling_prometheus_adapter_install: true) or KEDA '
-                                 '(autoscaling_mode keda), and check that Prometheus at autoscaling_prometheus_url '
+                                 'The HPA cannot read its metric. With autoscaling_mode prometheus_adapter, install '
+                                 'the Prometheus adapter (autoscaling_prometheus_adapter_install: true), or use KEDA '
+                                 '(autoscaling_mode: keda); and check that Prometheus at autoscaling_prometheus_url '
                                  'has vllm:num_requests_waiting for model_name %s.' % settings.get('vllm_served_model_name')))
         if able and able.get('status') == 'False':
             found.append(finding('hpa_unable_to_scale', CRITICAL, ref,
@@ -435,13 +435,19 @@ def _scaling_findings(pods, facts, settings):
                                  'KEDA\'s operator is not running or not watching the namespace: install KEDA before '
                                  'using autoscaling_mode keda.'))
     found.extend(_prometheus_findings(facts.get('prometheus') or {}, settings))
+    # Pending pods are a scale-up the cluster cannot place only when the autoscaler asked for more than its floor
+    # (a replica recreated at the minimum is a scheduling finding, not a scaling one).
     pending = [pod for pod in pods if (pod.get('status') or {}).get('phase') == 'Pending']
-    if pending and hpas:
-        found.append(finding('scale_up_pending', WARNING, _ref(hpas[0], 'HorizontalPodAutoscaler'),
-                             '%d of %d serving pods Pending: %s' % (len(pending), len(pods), ', '.join(
-                                 _meta(pod, 'name') for pod in pending)),
-                             'The autoscaler asked for more replicas than the cluster can place: see the '
-                             'pod_pending findings.'))
+    for hpa in hpas:
+        desired = (hpa.get('status') or {}).get('desiredReplicas') or 0
+        floor = (hpa.get('spec') or {}).get('minReplicas') or 1
+        if pending and desired > floor:
+            found.append(finding('scale_up_pending', WARNING, _ref(hpa, 'HorizontalPodAutoscaler'),
+                                 'desired %d replicas (min %d, max %s); %d of %d serving pods Pending: %s' % (
+                                     desired, floor, (hpa.get('spec') or {}).get('maxReplicas'), len(pending), len(pods),
+                                     ', '.join(_meta(pod, 'name') for pod in pending)),
+                                 'The autoscaler asked for more replicas than the cluster can place: see the '
+                                 'pod_pending findings for why, and size autoscaling_max_replicas to the GPUs there are.'))
     return found
 
 
@@ -584,8 +590,8 @@ def _monitoring_findings(facts, settings):
         if sidecars:
             if any(_sidecar_loads(sidecar, config_map) for sidecar in sidecars):
                 continue
-            watched = '; '.join('%s watches %s=%s in %s' % (sidecar['ref'], sidecar['label'], sidecar['value'] or '(any)',
-                                                          sidecar['namespaces']) for sidecar in sidecars)
+            watched = '; '.join('%s watches %s=%s in %s' % (
+                sidecar['ref'], sidecar['label'], sidecar['value'] or '(any)', sidecar['namespaces']) for sidecar in sidecars)
             found.append(finding('dashboard_not_loaded', WARNING, _ref(config_map, 'ConfigMap'),
                                  'labels %s; Grafana\'s dashboard sidecar: %s' % (labels, watched),
                                  'Set monitoring_dashboard_label (now %s) and monitoring_dashboard_label_value (now %s) '
@@ -646,7 +652,7 @@ def analyse(facts, settings):
     if not facts.get('workload'):
         found.append(finding('workload_missing', CRITICAL, workload_ref(facts, settings),
                              'no StatefulSet or Deployment of that name',
-            'Run playbooks/serving.yml, or set vllm_namespace and vllm_name to the workload to diagnose.'))
+                             'Run playbooks/serving.yml, or set vllm_namespace and vllm_name to the workload to diagnose.'))
     for pod in pods:
         status = pod.get('status') or {}
         if status.get('phase') == 'Pending' and not (pod.get('spec') or {}).get('nodeName'):

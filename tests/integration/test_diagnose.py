@@ -391,7 +391,7 @@ def test_why_it_did_not_scale_and_why_replicas_differ(api_client, kubeconfig, na
     pending = [name for name, node in nodes.items() if not node]
     assert len(pending) == 1, nodes
     scale_up = found['scale_up_pending'][0]
-    assert scale_up['evidence'] == '1 of 3 serving pods Pending: %s' % pending[0]
+    assert scale_up['evidence'] == 'desired 3 replicas (min 1, max 3); 1 of 3 serving pods Pending: %s' % pending[0]
     assert 'Insufficient nvidia.com/gpu' in found['pod_pending_insufficient_gpu'][0]['evidence']
     product = found['replica_product_mismatch'][0]
     assert product['object'] == 'StatefulSet/%s/vllm-server' % namespace
@@ -519,7 +519,7 @@ def gpu_node_hosts(tmp_path):
 
 
 def test_offline_pod_on_a_node_without_the_model_and_a_narrow_pcie_link(api_client, kubeconfig, namespace, tmp_path,
-                                                                       statefulsets, gpu_node_hosts):
+                                                                        statefulsets, gpu_node_hosts):
     """The node side of diagnose.yml: the pre-warmed StatefulSet (HF_HUB_OFFLINE=1) on a node whose cache holds
     another model, and gpu_health's finding of gpu-node-0."""
     core = client.CoreV1Api(api_client)

@@ -99,7 +99,8 @@ def test_hpa_at_max_with_a_pending_scale_up_and_replicas_on_different_gpus():
     assert found['replicas_at_max'][0]['evidence'] == 'ScalingLimited=True TooManyReplicas: %s (desired %s, max 3)' % (
         limited['message'], hpa['status']['desiredReplicas'])
     pending = [p['metadata']['name'] for p in facts['pods'] if p['status']['phase'] == 'Pending']
-    assert found['scale_up_pending'][0]['evidence'] == '1 of 3 serving pods Pending: %s' % pending[0]
+    assert found['scale_up_pending'][0]['evidence'] == 'desired %d replicas (min 1, max 3); 1 of 3 serving pods Pending: %s' % (
+        hpa['status']['desiredReplicas'], pending[0])
     # metrics-server's usage of each running replica (kwok's simulated 30 CPUs) against its request of 8.
     usage = dict((m['metadata']['name'], m['containers'][0]['usage']['cpu']) for m in facts['pod_metrics'])
     assert len(found['cpu_request_too_low']) == len(usage) == 2
