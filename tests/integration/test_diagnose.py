@@ -60,7 +60,9 @@ CASES = {
 
 @pytest.fixture(scope='module')
 def cache_volumes(api_client):
-    volumes = CacheVolumes(api_client, per_node=3)
+    # Retain volumes: a released one never binds again, so every claim of the module's tests needs its own (at most
+    # seven land on one node).
+    volumes = CacheVolumes(api_client, per_node=8)
     yield volumes
     volumes.delete()
 
