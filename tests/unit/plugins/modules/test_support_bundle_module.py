@@ -76,7 +76,7 @@ def test_diagnose_module_writes_three_reports(tmp_path):
     assert rc == 0, result
     assert result['changed'] is False
     assert [item['id'] for item in result['findings']] == ['workload_missing']
-    assert result['lines'] == ['CRITICAL workload_missing Deployment/llm-serving/vllm-server: '
-                               'no Deployment or StatefulSet of that name']
+    assert result['lines'] == ['CRITICAL workload_missing StatefulSet/llm-serving/vllm-server: '
+                               'no StatefulSet or Deployment of that name']
     assert sorted(p.name for p in (tmp_path / 'report').iterdir()) == ['diagnose.html', 'diagnose.json', 'diagnose.md']
     assert json.loads((tmp_path / 'report' / 'diagnose.json').read_text())['findings'] == result['findings']
