@@ -145,6 +145,7 @@ def test_the_ingress_option_renders_no_route(rendered):
     ({'vllm_overload_retry_budget_percent': 101}, 'vllm_overload_retry_budget_percent'),
     ({'vllm_overload_eject_base_time': '30'}, 'vllm_overload_eject_base_time'),
     ({'llmscale_mesh_mode': 'waypoint'}, 'llmscale_mesh_mode'),
+    ({'vllm_route_hostnames': ['llm.yourdomain.com'], 'llmscale_warnings_as_errors': True}, 'vllm_route_hostnames'),
 ])
 def test_bad_variables_fail_naming_the_variable(overrides, variable):
     assert variable in validation_messages('vllm', dict(BASE_VARS, **overrides))
