@@ -157,6 +157,41 @@ delete_cluster() {
   fi
 }
 
+# The shared reference folder (real charts and CRDs): $LLMSCALE_SHARED_DIR, else ../shared next to this checkout or
+# next to the main checkout of a git worktree. Empty when there is none.
+shared_dir() {
+  local common candidate
+  common="$(git -C "${repo_root}" rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)"
+  for candidate in "${LLMSCALE_SHARED_DIR:-}" "$(dirname "${repo_root}")/shared" \
+      ${common:+"$(dirname "$(dirname "${common}")")/shared"}; do
+    if [[ -n "${candidate}" && -d "${candidate}/crds" ]]; then
+      echo "${candidate}"
+      return 0
+    fi
+  done
+}
+
+# What a site's gateway implementation installs with itself: the Gateway API (standard channel) and Inference
+# Extension CRDs, so that the vllm role's default route (an HTTPRoute) applies on the local default too. The real
+# upstream CRDs from the shared reference folder; no gateway runs here.
+install_gateway_api_crds() {
+  local shared folder
+  shared="$(shared_dir)"
+  if [[ -z "${shared}" ]]; then
+    log "WARNING: no shared reference folder with crds/ (set LLMSCALE_SHARED_DIR): the Gateway API CRDs are not" \
+        "installed, and the default route (vllm_route_kind: gateway) will be refused; -e vllm_route_kind=none serves" \
+        "without a route"
+    return 0
+  fi
+  for folder in gateway-api-v1.6.1 gateway-api-inference-extension-v1.6.0; do
+    log "applying the CRDs of ${shared}/crds/${folder}"
+    "${kubectl[@]}" apply --server-side --force-conflicts --field-manager=llmscale-local-cluster \
+      -f "${shared}/crds/${folder}" >/dev/null
+  done
+  wait_for 120 "the HTTPRoute and InferencePool CRDs established" "${kubectl[@]}" wait --for=condition=Established \
+    --timeout=10s crd/httproutes.gateway.networking.k8s.io crd/inferencepools.inference.networking.k8s.io
+}
+
 cluster_up() {
   local started; started=$(date +%s)
   bash "${repo_root}/scripts/build-tools.sh" kubernetes etcd kwok metrics-server >&2
@@ -181,6 +216,7 @@ cluster_up() {
   log "applying nodes from tools/cluster/nodes.yaml and their local volumes"
   "${kubectl[@]}" apply -f "${LLMSCALE_TOOLS_DIR}/cluster/nodes.yaml" >&2
   "${kubectl[@]}" apply -f "${LLMSCALE_TOOLS_DIR}/cluster/local-volumes.yaml" >&2
+  install_gateway_api_crds
   wait_for 300 "all nodes Ready" "${kubectl[@]}" wait node --all --for=condition=Ready --timeout=10s
   # Pods cannot be created before the controller-manager makes this account.
   wait_for 300 "default service account" "${kubectl[@]}" get serviceaccount default --namespace default
