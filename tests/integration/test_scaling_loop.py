@@ -65,10 +65,24 @@ def _scaled_objects(api_client, namespace):
         'keda.sh', 'v1alpha1', namespace, 'scaledobjects')['items']
 
 
+def gpus_held_by_others(api_client, namespace):
+    """Pods outside NAMESPACE holding GPUs on the GPU nodes (a leftover `make site`, another test's workload)."""
+    pods = client.CoreV1Api(api_client).list_pod_for_all_namespaces(field_selector='status.phase!=Succeeded').items
+    return ['%s/%s on %s' % (pod.metadata.namespace, pod.metadata.name, pod.spec.node_name) for pod in pods
+            if pod.metadata.namespace != namespace and pod.spec.node_name in GPU_NODES
+            and any('nvidia.com/gpu' in ((container.resources and container.resources.limits) or {})
+                    for container in pod.spec.containers)]
+
+
 @pytest.fixture(scope='module')
 def loop(api_client, kubeconfig, keda_local, tmp_path_factory):
     """vLLM served in keda mode, with Prometheus and one simulated exporter per Running pod."""
     namespace = 'loop-' + uuid.uuid4().hex[:6]
+    # 4 replicas x 4 GPUs fill both 8-GPU nodes: every GPU must be free (pods of deleted namespaces go in seconds).
+    try:
+        poll(lambda: not gpus_held_by_others(api_client, namespace), 120, what='all simulated GPUs free')
+    except AssertionError:
+        pytest.fail('the loop needs all 16 simulated GPUs; held by: %s' % gpus_held_by_others(api_client, namespace))
     # Room for every replica's own cache claim on its node (what nvme_storage makes on real nodes).
     volumes = CacheVolumes(api_client, per_node=MAX_REPLICAS // len(GPU_NODES))
     prometheus = PrometheusProcess(kubeconfig, str(tmp_path_factory.mktemp('loop')), [namespace],
