@@ -2,6 +2,7 @@
 # Builds the local control plane (kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubectl, etcd, kwok, kwokctl, metrics-server, helm) and the
 # autoscaling loop's parts (KEDA operator and metrics API server, Prometheus)
+# and the NetworkPolicy analyser cyclonus,
 # from the Go module proxy at the versions pinned in tools/versions.env, into
 # ~/.cache/llmscale/bin/<component>-<version>/. No registry or download site is
 # reachable here, so Go modules are the only source of real upstream binaries.
@@ -186,7 +187,14 @@ build_prometheus() {
     prometheus=./cmd/prometheus
 }
 
-all_components=(kubernetes etcd kwok metrics-server helm keda prometheus)
+# cyclonus computes which traffic our rendered NetworkPolicies allow (tests/unit/test_network_policy_matrix.py);
+# built in its own module directory, whose go.mod pins its Kubernetes libraries.
+build_cyclonus() {
+  BUILD_IN_MODULE=1 build_component cyclonus github.com/mattfenwick/cyclonus "${CYCLONUS_VERSION}" "${CYCLONUS_BIN_DIR}" "-s -w" \
+    cyclonus=./cmd/cyclonus
+}
+
+all_components=(kubernetes etcd kwok metrics-server helm keda prometheus cyclonus)
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=("${all_components[@]}")
 

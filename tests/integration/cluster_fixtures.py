@@ -8,13 +8,22 @@ where pods can be created. It uses $KUBECONFIG when scripts/test.sh exported
 one for our cluster, else starts the cluster itself (`scripts/cluster.sh up`,
 which reuses a running cluster).
 """
+import glob
 import os
 import uuid
 
 import pytest
+import yaml
 from kubernetes import client, config
+from kubernetes.client.rest import ApiException
 
-from cluster_helpers import poll, start_cluster  # pylint: disable=import-error
+from cluster_helpers import poll, shared_dir, start_cluster  # pylint: disable=import-error
+
+# The real CRDs of the traffic layer (../shared/crds), by the fixture that installs them.
+GATEWAY_API_CRDS = ('crds/gateway-api-v1.6.1', 'crds/gateway-api-inference-extension-v1.6.0')
+ENVOY_GATEWAY_CRDS = ('crds/envoy-gateway-v1.9.0',)
+ISTIO_CRDS = ('crds/istio-1.30.3',)
+CRD_TIMEOUT_S = 120
 
 # kwokctl names the context kwok-<cluster name>.
 CLUSTER_CONTEXT = 'kwok-' + os.environ.get('LLMSCALE_CLUSTER_NAME', 'llmscale')
@@ -84,3 +93,52 @@ def namespace(api_client):  # pylint: disable=redefined-outer-name
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name, propagation_policy='Background')
+
+
+def install_crds(api, folders):
+    """Create (or replace) every CustomResourceDefinition in the YAML files of FOLDERS (relative to the shared folder)
+    and wait until the API server serves them; returns their names. They stay installed: CRDs are cluster-wide, and
+    the tests of a session share them."""
+    extensions = client.ApiextensionsV1Api(api)
+    names = []
+    for folder in folders:
+        for path in sorted(glob.glob(os.path.join(shared_dir(folder), folder, '*.yaml'))):
+            with open(path, encoding='utf-8') as handle:
+                for document in yaml.safe_load_all(handle):
+                    if not document or document.get('kind') != 'CustomResourceDefinition':
+                        continue  # Gateway API ships a ValidatingAdmissionPolicy beside its CRDs
+                    name = document['metadata']['name']
+                    try:
+                        extensions.create_custom_resource_definition(document)
+                    except ApiException as error:
+                        if error.status != 409:
+                            raise
+                        document['metadata']['resourceVersion'] = \
+                            extensions.read_custom_resource_definition(name).metadata.resource_version
+                        extensions.replace_custom_resource_definition(name, document)
+                    names.append(name)
+
+    def established(name):
+        conditions = extensions.read_custom_resource_definition(name).status.conditions or []
+        return any(c.type == 'Established' and c.status == 'True' for c in conditions)
+    for name in names:
+        poll(lambda name=name: established(name), CRD_TIMEOUT_S, what='CRD %s established' % name)
+    return names
+
+
+@pytest.fixture(scope='session')
+def gateway_api_crds(api_client):  # pylint: disable=redefined-outer-name
+    """The Gateway API v1.6.1 (standard channel) and Inference Extension v1.6.0 CRDs in the local cluster."""
+    return install_crds(api_client, GATEWAY_API_CRDS)
+
+
+@pytest.fixture(scope='session')
+def envoy_gateway_crds(api_client, gateway_api_crds):  # pylint: disable=redefined-outer-name
+    """Envoy Gateway v1.9.0's CRDs (BackendTrafficPolicy, ...), on top of the Gateway API's."""
+    return gateway_api_crds + install_crds(api_client, ENVOY_GATEWAY_CRDS)
+
+
+@pytest.fixture(scope='session')
+def istio_crds(api_client):  # pylint: disable=redefined-outer-name
+    """Istio 1.30.3's CRDs (PeerAuthentication, AuthorizationPolicy, DestinationRule, ...)."""
+    return install_crds(api_client, ISTIO_CRDS)

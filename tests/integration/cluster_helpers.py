@@ -6,8 +6,22 @@ import time
 from kubernetes.client.rest import ApiException
 
 
-CLUSTER_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                              'scripts', 'cluster.sh')
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLUSTER_SCRIPT = os.path.join(REPO_ROOT, 'scripts', 'cluster.sh')
+
+
+def shared_dir(marker):
+    """The shared reference folder (real charts, CRDs) holding MARKER (a path inside it): $LLMSCALE_SHARED_DIR, else
+    ../shared next to this checkout or next to the main checkout of a git worktree."""
+    candidates = [os.environ.get('LLMSCALE_SHARED_DIR', ''), os.path.join(os.path.dirname(REPO_ROOT), 'shared')]
+    common = subprocess.run(['git', 'rev-parse', '--path-format=absolute', '--git-common-dir'], cwd=REPO_ROOT,
+                            capture_output=True, text=True, check=False).stdout.strip()
+    if common:
+        candidates.append(os.path.join(os.path.dirname(os.path.dirname(common)), 'shared'))
+    for candidate in candidates:
+        if candidate and os.path.exists(os.path.join(candidate, marker)):
+            return candidate
+    raise RuntimeError('no %s in any of %s: set LLMSCALE_SHARED_DIR' % (marker, [c for c in candidates if c]))
 
 
 def start_cluster():

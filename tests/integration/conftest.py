@@ -1,7 +1,8 @@
 """Fixtures that give integration tests the local cluster: see cluster_fixtures.py."""
 import pytest
 
-from cluster_fixtures import api_client, kubeconfig, namespace  # noqa: F401  pylint: disable=import-error,unused-import
+from cluster_fixtures import (  # noqa: F401  pylint: disable=import-error,unused-import
+    api_client, envoy_gateway_crds, gateway_api_crds, istio_crds, kubeconfig, namespace)
 
 
 @pytest.fixture(scope='session')

@@ -35,7 +35,7 @@ import yaml
 from kubernetes import client
 
 from built_tools import REPO_ROOT, tool_dir  # pylint: disable=import-error
-from cluster_helpers import delete_if_present, poll  # pylint: disable=import-error
+from cluster_helpers import delete_if_present, poll, shared_dir  # pylint: disable=import-error
 from vllm_exporter import EXPORTER_PORT_ANNOTATION  # pylint: disable=import-error
 
 KEDA_CHART_FILE = os.path.join('charts', 'keda-2.20.2.tgz')
@@ -48,20 +48,6 @@ CERT_SECRET = 'kedaorg-certs'
 RULES_FILE = os.path.join(REPO_ROOT, 'roles', 'monitoring', 'files', 'vllm-gpu.rules.yml')
 MONITORING_DEFAULTS = os.path.join(REPO_ROOT, 'roles', 'monitoring', 'defaults', 'main.yml')
 START_TIMEOUT_S = 300
-
-
-def shared_dir():
-    """The shared reference folder (real charts): $LLMSCALE_SHARED_DIR, else ../shared next to this
-    checkout or next to the main checkout of a git worktree."""
-    candidates = [os.environ.get('LLMSCALE_SHARED_DIR', ''), os.path.join(os.path.dirname(REPO_ROOT), 'shared')]
-    common = subprocess.run(['git', 'rev-parse', '--path-format=absolute', '--git-common-dir'], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=False).stdout.strip()
-    if common:
-        candidates.append(os.path.join(os.path.dirname(os.path.dirname(common)), 'shared'))
-    for candidate in candidates:
-        if candidate and os.path.isfile(os.path.join(candidate, KEDA_CHART_FILE)):
-            return candidate
-    raise RuntimeError('no %s in any of %s: set LLMSCALE_SHARED_DIR' % (KEDA_CHART_FILE, [c for c in candidates if c]))
 
 
 def free_port():
@@ -136,7 +122,7 @@ def _tool_dirs():
 
 def render_keda_chart(helm_binary):
     """The chart's objects as `helm template` renders them (admission webhooks off: nothing runs them)."""
-    proc = subprocess.run([helm_binary, 'template', KEDA_RELEASE, os.path.join(shared_dir(), KEDA_CHART_FILE), '--namespace', KEDA_NAMESPACE,
+    proc = subprocess.run([helm_binary, 'template', KEDA_RELEASE, os.path.join(shared_dir(KEDA_CHART_FILE), KEDA_CHART_FILE), '--namespace', KEDA_NAMESPACE,
                            '--set', 'webhooks.enabled=false'],
                           capture_output=True, text=True, timeout=120, check=True)
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]

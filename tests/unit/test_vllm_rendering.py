@@ -13,6 +13,9 @@ from serving_render import kubernetes_schema_version, render_cases, validation_m
 
 BASE_VARS = {'vllm_served_model_name': 'qwen3-8b', 'vllm_gpus_per_node': 8}
 FACTS = ['__vllm_plan']
+# API groups of the route's CRDs (Gateway API, Inference Extension, Envoy Gateway, Istio).
+CRD_GROUPS = {'gateway.networking.k8s.io', 'inference.networking.k8s.io', 'gateway.envoyproxy.io', 'networking.istio.io',
+              'security.istio.io'}
 
 
 # Rendered in one ansible-playbook run: (name, variables over BASE_VARS).
@@ -21,8 +24,9 @@ CASES = [
     ('parallel', {'vllm_tensor_parallel_size': 4, 'vllm_pipeline_parallel_size': 2, 'vllm_quantization': 'fp8',
                   'vllm_max_model_len': 32768, 'vllm_block_size': 32, 'vllm_extra_args': ['--enable-prefix-caching']}),
     ('prewarmed', {'vllm_model_cache_prewarmed': True, 'vllm_hf_token': 'hf_unit_test_secret'}),
-    ('tls', {'vllm_ingress_host': 'llm.internal.corp', 'vllm_ingress_tls_secret': 'llm-tls', 'vllm_ingress_class': 'internal'}),
-    ('no-ingress', {'vllm_ingress_enabled': False}),
+    ('tls', {'vllm_route_kind': 'ingress', 'vllm_ingress_host': 'llm.internal.corp', 'vllm_ingress_tls_secret': 'llm-tls',
+             'vllm_ingress_class': 'internal'}),
+    ('no-route', {'vllm_route_kind': 'none'}),
     ('startup-95s', {'vllm_startup_timeout_seconds': 95, 'vllm_probe_period_seconds': 10}),
     ('data-parallel', {'vllm_tensor_parallel_size': 2, 'vllm_extra_args': ['--data-parallel-size', '2']}),
     ('shared-cache', {'vllm_model_cache_access_modes': ['ReadWriteMany'], 'vllm_model_cache_storage_class': 'nfs'}),
@@ -52,10 +56,12 @@ def _flag(args, name):
 
 def test_every_object_is_valid_for_the_cluster_version(rendered):
     assert set(rendered['default'][0]) == {
-        'Namespace', 'Service', 'Ingress', 'PodDisruptionBudget', 'StatefulSet'}
+        'Namespace', 'Service', 'HTTPRoute', 'PodDisruptionBudget', 'StatefulSet'}
     for _kinds, objects in rendered.values():
+        # Kinds of CRDs (the route's) are checked by the API server against the real CRDs (test_serving_traffic.py).
         for obj in objects:
-            kubernetes_validate.validate(obj, kubernetes_schema_version(), strict=True)
+            if obj['apiVersion'].split('/')[0] not in CRD_GROUPS:
+                kubernetes_validate.validate(obj, kubernetes_schema_version(), strict=True)
 
 
 def test_namespace_enforces_restricted_pod_security(default_objects):
@@ -194,8 +200,9 @@ def test_ingress_tls_and_disabled_ingress(rendered):
     assert ingress['ingressClassName'] == 'internal'
     assert ingress['tls'] == [{'hosts': ['llm.internal.corp'], 'secretName': 'llm-tls'}]
     assert ingress['rules'][0]['host'] == 'llm.internal.corp'
-    kinds, _objects = rendered['no-ingress']
-    assert 'Ingress' not in kinds
+    assert 'HTTPRoute' not in kinds
+    kinds, _objects = rendered['no-route']
+    assert 'Ingress' not in kinds and 'HTTPRoute' not in kinds
 
 
 def test_startup_probe_threshold_rounds_up(rendered):
@@ -228,6 +235,8 @@ def test_startup_probe_threshold_rounds_up(rendered):
     ({'vllm_extra_args': ['--port=9000']}, 'vllm_extra_args'),
     ({'vllm_dtype': 'fp4'}, 'vllm_dtype'),
     ({'vllm_ingress_tls_secret': 'tls'}, 'vllm_ingress_tls_secret'),
+    ({'vllm_ingress_enabled': True}, 'vllm_ingress_enabled'),
+    ({'vllm_route_kind': 'nginx'}, 'vllm_route_kind'),
 ])
 def test_bad_variables_fail_naming_the_variable(overrides, variable):
     variables = dict(BASE_VARS, **overrides)
