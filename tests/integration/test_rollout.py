@@ -77,6 +77,11 @@ def stage(kubeconfig, api_client, gateway_api_crds, tmp_path_factory):  # pylint
     """The stable workload served by serving.yml behind its HTTPRoute, and Prometheus scraping the namespace."""
     from scaling_harness import PrometheusProcess  # pylint: disable=import-error,import-outside-toplevel
     namespace = 'rollout-' + uuid.uuid4().hex[:6]
+    # Established is not served yet: a fresh CRD answers "storage is (re)initializing" for a moment.
+    custom = client.CustomObjectsApi(api_client)
+    for group, version, plural in ((GROUP, VERSION, 'httproutes'), ('inference.networking.k8s.io', 'v1', 'inferencepools')):
+        poll(lambda g=group, v=version, p=plural: custom.list_cluster_custom_object(g, v, p) is not None, 120,
+             what='%s served' % plural)
     volumes = CacheVolumes(api_client, per_node=3)
     variables = {
         'llmscale_gpu_operator_enabled': False, 'llmscale_monitoring_enabled': False,
