@@ -239,8 +239,8 @@ def _decide(state, request):
     same_canary = _same(recorded_canary, request['canary'])
     if same_canary and phase in FINAL_PHASES:
         return {'action': 'done', 'step_index': len(steps),
-                'message': 'the rollout of %s was %s: nothing to do' % (recorded_canary.get('name'),
-                                                                       phase.replace('_', ' '))}
+                'message': 'the rollout of %s was %s: nothing to do' % (
+                    recorded_canary.get('name'), phase.replace('_', ' '))}
     if not same_canary and phase == 'promoted' and not _same(recorded_stable, request['stable']):
         return {'action': 'blocked', 'step_index': 0,
                 'message': ('the last rollout promoted %s, but vllm_name is %s: set the vllm_* variables to the '
@@ -255,8 +255,8 @@ def _decide(state, request):
                             % (state.get('mode', 'canary'), recorded_canary.get('name'), recorded_canary.get('name')))}
     if not same_canary:
         return {'action': 'start', 'step_index': 0,
-                'message': 'the last rollout (%s) finished: starting %s' % (recorded_canary.get('name'),
-                                                                          request['canary']['name'])}
+                'message': 'the last rollout (%s) finished: starting %s' % (
+                    recorded_canary.get('name'), request['canary']['name'])}
     if request['mode'] == 'ab':
         if state.get('mode') == 'ab' and state.get('backends') == request.get('backends') \
                 and (state.get('rules') or []) == (request.get('rules') or []):
@@ -267,8 +267,8 @@ def _decide(state, request):
     weight = int(state.get('weight') or 0)
     index = next((i for i, step in enumerate(steps) if step >= weight), len(steps) - 1)
     return {'action': 'resume', 'step_index': index,
-            'message': 'resuming the rollout of %s at step %d (%d%%)' % (request['canary']['name'], index + 1,
-                                                                       steps[index])}
+            'message': 'resuming the rollout of %s at step %d (%d%%)' % (
+                request['canary']['name'], index + 1, steps[index])}
 
 
 def new_state(request, phase, weight, step_index, backends_list, history, gates=None, message='', rules=None):
@@ -307,15 +307,18 @@ def _cell(value, gate):
 
 def report_markdown(state, title='Rollout'):
     """A Markdown report of the recorded state: outcome, the route's backends, every gate of the last step."""
-    lines = ['# %s: %s' % (title, (state.get('phase') or '').replace('_', ' ')), '']
+    phase = state.get('phase') or ''
+    # A running A/B test has no outcome yet: the title alone.
+    lines = ['# %s' % title if phase == 'ab' else '# %s: %s' % (title, phase.replace('_', ' ')), '']
     lines.append('- mode: %s' % state.get('mode'))
     for side in SIDES:
         workload = state.get(side) or {}
         lines.append('- %s: %s (Service %s, served model %s)' % (side, workload.get('name'), workload.get('service_name'),
                                                                  workload.get('served_model_name')))
-    lines.append('- steps: %s' % ', '.join('%s%%' % step for step in state.get('steps') or []))
-    lines.append('- route backends: %s' % ', '.join('%s:%s=%s' % (b['name'], b['port'], b['weight'])
-                                                   for b in state.get('backends') or []))
+    if state.get('mode') != 'ab':
+        lines.append('- steps: %s' % ', '.join('%s%%' % step for step in state.get('steps') or []))
+    lines.append('- route backends: %s' % ', '.join(
+        '%s:%s=%s' % (b['name'], b['port'], b['weight']) for b in state.get('backends') or []))
     if state.get('message'):
         lines += ['', state['message']]
     if state.get('gates'):
