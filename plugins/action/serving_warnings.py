@@ -29,7 +29,8 @@ class ActionModule(ActionBase):
             placeholder_host_warning('vllm_ingress_host', settings.get('ingress_host')),
             mutable_image_warning('vllm_image_tag', image),
             startup_budget_warning('vllm_startup_timeout_seconds', settings.get('startup_timeout_seconds')),
-        ) if message]
+        ) + tuple(placeholder_host_warning('vllm_route_hostnames', host) for host in settings.get('route_hostnames') or [])
+            if message]
         result.update(changed=False, serving_warnings=found)
         if found and self._task.args.get('as_errors'):
             result.update(failed=True, msg='; '.join(found) + ' (llmscale_warnings_as_errors is true)')

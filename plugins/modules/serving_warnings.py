@@ -13,8 +13,9 @@ module: serving_warnings
 short_description: Warn about risky but valid vLLM settings
 version_added: 0.2.0
 description:
-  - One warning each, in the run's output, for a placeholder or example host in C(vllm_ingress_host), a mutable image
-    tag without a digest (C(latest), C(main), ...), and a startup budget shorter than a model load can take.
+  - One warning each, in the run's output, for a placeholder or example host in C(vllm_ingress_host) or
+    C(vllm_route_hostnames), a mutable image tag without a digest (C(latest), C(main), ...), and a startup budget
+    shorter than a model load can take.
   - With O(as_errors) (C(llmscale_warnings_as_errors)), the task fails instead, before anything is applied.
   - Runs on the control node (plugins/module_utils/serving_warnings.py).
 author:

@@ -72,7 +72,7 @@ class CacheVolumes:
 
 
 @pytest.fixture(scope='module')
-def serving(kubeconfig, api_client):
+def serving(kubeconfig, api_client, gateway_api_crds):  # pylint: disable=unused-argument  # the default route's CRDs
     """Variables for one serving namespace, with local volumes for its replicas' model-cache claims."""
     namespace = _name('serve')
     volumes = CacheVolumes(api_client, per_node=3)
@@ -124,6 +124,9 @@ def _snapshot(api, namespace):
             ('HorizontalPodAutoscaler', client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(namespace).items)):
         for item in items:
             objects[(kind, item.metadata.name)] = item.metadata.generation or item.metadata.resource_version
+    for item in client.CustomObjectsApi(api).list_namespaced_custom_object(
+            'gateway.networking.k8s.io', 'v1', namespace, 'httproutes')['items']:
+        objects[('HTTPRoute', item['metadata']['name'])] = item['metadata']['generation']
     objects[('Namespace', namespace)] = core.read_namespace(namespace).metadata.resource_version
     return objects
 
@@ -310,6 +313,8 @@ BAD_INPUT = [
     ({'vllm_port': 80}, 'vllm_port'),
     ({'vllm_image_tag': 'latest', 'llmscale_warnings_as_errors': True}, 'vllm_image_tag'),
     ({'vllm_ingress_host': 'llm.yourdomain.com', 'llmscale_warnings_as_errors': True}, 'vllm_ingress_host'),
+    ({'vllm_ingress_enabled': True}, 'vllm_ingress_enabled'),
+    ({'vllm_route_request_timeout': '10 minutes'}, 'vllm_route_request_timeout'),
     ({'vllm_startup_timeout_seconds': 30, 'llmscale_warnings_as_errors': True}, 'vllm_startup_timeout_seconds'),
     ({'network_policy_model_download_cidr': 'anywhere'}, 'network_policy_model_download_cidr'),
     ({'network_policy_vllm_port': 70000}, 'network_policy_vllm_port'),

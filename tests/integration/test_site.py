@@ -12,7 +12,7 @@ INVENTORY = 'inventories/local'
 NAMESPACE = 'llm-serving'  # inventories/local keeps the role default
 
 
-def test_site_serves_vllm_on_a_gpu_node_and_reruns_without_changes(kubeconfig, api_client):
+def test_site_serves_vllm_on_a_gpu_node_and_reruns_without_changes(kubeconfig, api_client, gateway_api_crds):  # pylint: disable=unused-argument
     env = {'KUBECONFIG': kubeconfig}
     first = run_playbook('playbooks/site.yml', inventory=INVENTORY, env=env)
     assert first.rc == 0, first.describe()
@@ -32,6 +32,7 @@ def test_site_serves_vllm_on_a_gpu_node_and_reruns_without_changes(kubeconfig, a
     (summary,) = [result['msg'] for result in first.results_of('Summarize what serves')]
     assert summary[0].startswith("Serving Qwen/Qwen3-0.6B as 'qwen3-0.6b'")
     assert summary[1] == 'Inside the cluster: http://vllm-server.llm-serving.svc:80/v1'
+    assert summary[2] == 'Outside: HTTPRoute vllm-server on the Gateway gateway-system/inference-gateway'
     assert 'GPU Operator: llmscale_gpu_operator_enabled is false' in summary[-1]
 
     second = run_playbook('playbooks/site.yml', inventory=INVENTORY, env=env)

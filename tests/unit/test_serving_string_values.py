@@ -14,14 +14,16 @@ from helpers import REPO_ROOT  # pylint: disable=import-error
 from role_render import render  # pylint: disable=import-error
 
 ROLES = {'vllm': '__vllm_plan', 'autoscaling': '__autoscaling_plan', 'network_policy': '__network_policy_plan'}
-BASE_VARS = {'vllm_served_model_name': 'qwen3-8b'}
+# Envoy: the overload options render (into the BackendTrafficPolicy) only for an implementation that takes them.
+BASE_VARS = {'vllm_served_model_name': 'qwen3-8b', 'vllm_gateway_implementation': 'envoy'}
 # Values other than the defaults where a default would hide a bug (1 x 1 is 1 as text too) or is null.
 CHOSEN = {
     'vllm_tensor_parallel_size': 2, 'vllm_pipeline_parallel_size': 2, 'vllm_max_model_len': 32768,
     'vllm_block_size': 32, 'vllm_gpus_per_node': 8, 'vllm_gpu_memory_utilization': 0.85, 'vllm_replicas': 2,
     'vllm_model_cache_prewarmed': True, 'vllm_prefer_spot': False, 'vllm_startup_timeout_seconds': 905,
     'autoscaling_max_replicas': 6, 'autoscaling_min_replicas': 2, 'autoscaling_prometheus_port': 9091,
-    'network_policy_vllm_port': 8001, 'vllm_port': 8001,
+    'network_policy_vllm_port': 8001, 'vllm_port': 8001, 'vllm_inference_pool_enabled': True,
+    'vllm_overload_retries': 3, 'vllm_overload_max_pending_requests': 64,
 }
 
 

@@ -1,4 +1,4 @@
-"""Binaries that scripts/build-tools.sh builds, for integration tests.
+"""Binaries that scripts/build-tools.sh builds, for the tests (unit and integration).
 
 Each call runs build-tools.sh for the component: seconds when it is cached,
 minutes cold. A missing binary afterwards is an error, never a skip: setup
@@ -7,7 +7,7 @@ builds every component, so CI always has them.
 import os
 import subprocess
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tool_dir(component, dir_variable, binaries):
