@@ -46,8 +46,8 @@ def test_the_queries_are_valid_promql(tmp_path):
     if not os.path.exists(PROMTOOL):
         pytest.skip('no promtool')
     queries = rollout.queries('ns', {'stable': STABLE, 'canary': CANARY}, '30s', 0.9)
-    rules = {'groups': [{'name': 'rollout', 'rules': [{'record': 'rollout:%s' % key.replace('.', '_'), 'expr': expr}
-                                                       for key, expr in sorted(queries.items())]}]}
+    recorded = [{'record': 'rollout:%s' % key.replace('.', '_'), 'expr': expr} for key, expr in sorted(queries.items())]
+    rules = {'groups': [{'name': 'rollout', 'rules': recorded}]}
     path = tmp_path / 'rules.yml'
     path.write_text(yaml.safe_dump(rules), encoding='utf-8')
     proc = subprocess.run([PROMTOOL, 'check', 'rules', str(path)], capture_output=True, text=True, timeout=60,
