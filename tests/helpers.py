@@ -85,12 +85,9 @@ class PlaybookResult:
             self.rc, self.changed_tasks(), self.failure_messages(), self.stderr[-2000:])
 
 
-def run_playbook(playbook, inventory=None, extra_vars=None, check=False, diff=False,
-                 limit=None, tags=None, env=None, timeout=1800, cli_vars=None):
-    """Run ansible-playbook on a playbook of this repository (or an absolute path).
-
-    cli_vars ({name: text}) are passed as `-e name=text`, the form users type: every value arrives as a string.
-    """
+def playbook_command(playbook, inventory=None, extra_vars=None, check=False, diff=False, limit=None, tags=None,
+                     env=None, cli_vars=None):
+    """(argv, environment, extra-vars file to remove afterwards) of an ansible-playbook run; see run_playbook."""
     path = playbook if os.path.isabs(playbook) else os.path.join(REPO_ROOT, playbook)
     cmd = [os.path.join(VENV_BIN, 'ansible-playbook'), path]
     cmd += ['-i', inventory or 'localhost,']
@@ -113,11 +110,21 @@ def run_playbook(playbook, inventory=None, extra_vars=None, check=False, diff=Fa
     run_env = ansible_env({'ANSIBLE_STDOUT_CALLBACK': 'ansible.builtin.json',
                            'ANSIBLE_CALLBACK_RESULT_FORMAT': 'json'})
     run_env.update(env or {})
+    return cmd, run_env, vars_file.name
+
+
+def run_playbook(playbook, inventory=None, extra_vars=None, check=False, diff=False,
+                 limit=None, tags=None, env=None, timeout=1800, cli_vars=None):
+    """Run ansible-playbook on a playbook of this repository (or an absolute path).
+
+    cli_vars ({name: text}) are passed as `-e name=text`, the form users type: every value arrives as a string.
+    """
+    cmd, run_env, vars_path = playbook_command(playbook, inventory, extra_vars, check, diff, limit, tags, env, cli_vars)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env,
                               cwd=REPO_ROOT, timeout=timeout, check=False)
     finally:
-        os.unlink(vars_file.name)
+        os.unlink(vars_path)
     try:
         output = json.loads(proc.stdout)
     except ValueError:

@@ -70,9 +70,18 @@ class ActionModule(ActionBase):
         defaults = load_role_defaults(COLLECTION_ROLES_DIR)
         role_defaults = defaults.get(role, {})
 
+        # __<role>_overrides (internal, set by a caller's include_role vars): values that win over every other
+        # source, extra vars included, so one play can plan a second release of a role (playbooks/rollout.yml).
+        overrides = self._templar.template(task_vars.get(settings_fact_name(role) + '_overrides') or {})
+        unknown = sorted(set(overrides) - set(options))
+        if unknown:
+            raise AnsibleError('settings: %s_overrides names options the %s role does not have: %s'
+                               % (settings_fact_name(role), role, ', '.join(unknown)))
         raw = {}
         for name, option in options.items():
-            if name in task_vars:
+            if name in overrides:
+                raw[name] = overrides[name]
+            elif name in task_vars:
                 raw[name] = task_vars[name]
             elif name in role_defaults:
                 raw[name] = _trusted(role_defaults[name])
