@@ -19,9 +19,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from cluster_helpers import delete_if_present, poll  # pylint: disable=import-error
+from cluster_helpers import CacheVolumes, delete_if_present, poll  # pylint: disable=import-error
 from helpers import REPO_ROOT, PlaybookResult, playbook_command, run_playbook  # pylint: disable=import-error
-from test_serving import CacheVolumes  # pylint: disable=import-error
 from vllm_exporter import ExporterFleet  # pylint: disable=import-error
 
 INVENTORY = os.path.join(REPO_ROOT, 'inventories', 'local')
