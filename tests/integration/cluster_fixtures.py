@@ -123,6 +123,14 @@ def install_crds(api, folders):
         return any(c.type == 'Established' and c.status == 'True' for c in conditions)
     for name in names:
         poll(lambda name=name: established(name), CRD_TIMEOUT_S, what='CRD %s established' % name)
+    # Established comes before the storage serves lists ("storage is (re)initializing" for a moment).
+    custom = client.CustomObjectsApi(api)
+    for name in names:
+        crd = extensions.read_custom_resource_definition(name)
+        version = next(v.name for v in crd.spec.versions if v.storage)
+        poll(lambda crd=crd, version=version: custom.list_cluster_custom_object(
+            crd.spec.group, version, crd.spec.names.plural, limit=1) is not None,
+            CRD_TIMEOUT_S, what='%s listable' % name)
     return names
 
 
