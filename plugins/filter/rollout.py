@@ -16,6 +16,8 @@ description:
   - C(rollout_decide) tells from the recorded state where a run starts (start, resume, done, blocked, rollback).
   - C(rollout_backends), C(rollout_state), C(rollout_history_entry), C(rollout_parse_state) and
     C(rollout_report) build the route's weighted backends, the state recorded in the ConfigMap and its report.
+  - C(rollout_stable_vars) carries the vllm_* values promotions gave the stable workload; C(rollout_reverted_vars)
+    lists the variables of a serving run that would undo them.
   - The logic is in plugins/module_utils/rollout.py.
 options:
   _input:
@@ -70,6 +72,14 @@ def rollout_history_entry(verdict, step_index, weight):
     return rollout.history_entry(step_index, weight, verdict)
 
 
+def rollout_stable_vars(recorded, state, canary_vars):
+    return rollout.stable_vars(recorded, state, canary_vars)
+
+
+def rollout_reverted_vars(state, settings):
+    return rollout.reverted_vars(state, settings)
+
+
 def rollout_report(state, title='Rollout'):
     return rollout.report_markdown(state, title)
 
@@ -85,4 +95,6 @@ class FilterModule(object):
             'rollout_state': rollout_state,
             'rollout_history_entry': rollout_history_entry,
             'rollout_report': rollout_report,
+            'rollout_stable_vars': rollout_stable_vars,
+            'rollout_reverted_vars': rollout_reverted_vars,
         }

@@ -201,6 +201,36 @@ def parse_state(config_maps):
     return None
 
 
+def stable_vars(recorded, state, canary_vars):
+    """The vllm_* values the stable workload runs with since the promotions recorded so far: those of the RECORDED
+    state, and CANARY_VARS on top when STATE promotes (a promotion changes the stable workload in place)."""
+    carried = dict((recorded or {}).get('stable_vars') or {})
+    if (state or {}).get('phase') == 'promoted':
+        carried.update(canary_vars or {})
+    return carried
+
+
+def _comparable(value):
+    if isinstance(value, bool):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        pass
+    return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else str(value)
+
+
+def reverted_vars(state, settings):
+    """The vllm_* variables whose value in SETTINGS (the vllm role's converted settings, keys without the prefix)
+    differs from what the recorded promotions run: ['vllm_model: promoted Qwen/Qwen3-1.7B, this run Qwen/Qwen3-0.6B']."""
+    found = []
+    for name, promoted in sorted(((state or {}).get('stable_vars') or {}).items()):
+        current = (settings or {}).get(name[len('vllm_'):] if name.startswith('vllm_') else name)
+        if _comparable(current) != _comparable(promoted):
+            found.append('%s: promoted %s, this run %s' % (name, json.dumps(promoted), json.dumps(current)))
+    return found
+
+
 def _same(a, b):
     return (a or {}).get('name') == (b or {}).get('name')
 

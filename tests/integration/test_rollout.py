@@ -242,6 +242,24 @@ def test_a_finished_rollout_re_run_changes_nothing(stage):
     assert recorded_state(stage) == before
 
 
+def test_serving_refuses_to_undo_a_promotion_and_keeps_it_with_the_promoted_variables(stage):
+    assert recorded_state(stage)['stable_vars'] == {'vllm_model': 'Qwen/Qwen3-1.7B'}
+    before = statefulset(stage, STABLE).metadata.resource_version
+    # The site's variables of before the rollout would put the old model back: refused, naming the variable.
+    old = run_playbook('playbooks/serving.yml', inventory=INVENTORY, extra_vars=stage['vars'], env=stage['env'],
+                       timeout=900)
+    assert old.rc != 0 and old.changed == 0, old.describe()
+    assert any('vllm_model: promoted "Qwen/Qwen3-1.7B", this run "Qwen/Qwen3-0.6B"' in message
+               for message in old.failure_messages()), old.failure_messages()
+    assert statefulset(stage, STABLE).metadata.resource_version == before
+    # With the promoted value the stable workload stays as the promotion left it.
+    kept = run_playbook('playbooks/serving.yml', inventory=INVENTORY, env=stage['env'], timeout=900,
+                        extra_vars=dict(stage['vars'], vllm_model='Qwen/Qwen3-1.7B'))
+    assert kept.rc == 0, kept.describe()
+    assert statefulset(stage, STABLE).spec.template.spec.containers[0].args[0] == 'Qwen/Qwen3-1.7B'
+    assert route_weights(stage) == {STABLE: 100}
+
+
 def test_bad_canary_metrics_roll_back_and_report_the_failed_gate(stage):
     slow = dict(HEALTHY, ttft=3.0)
     result, rollout_seen = roll(stage, 'vllm-slow', slow)

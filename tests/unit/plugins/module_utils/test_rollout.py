@@ -186,3 +186,21 @@ def test_the_report_names_the_failed_gate_and_its_numbers():
     assert '| ttft | p95 time to first token | 3.000s | 0.400s | 2.000s | FAILED: canary 3.000s > limit 2.000s' in text
     assert '- step 2 (25%): failed ttft' in text
     assert 'vllm-server:80=100, vllm-next:80=0' in text
+
+
+def test_promotions_are_carried_and_a_serving_run_that_undoes_them_is_named():
+    promoted = {'phase': 'promoted'}
+    first = rollout.stable_vars(None, promoted, {'vllm_model': 'Qwen/Qwen3-1.7B'})
+    assert first == {'vllm_model': 'Qwen/Qwen3-1.7B'}
+    # A later rollout that is rolled back keeps what the earlier promotion changed; another promotion adds to it.
+    assert rollout.stable_vars({'stable_vars': first}, {'phase': 'rolled_back'}, {'vllm_model': 'bad'}) == first
+    assert rollout.stable_vars({'stable_vars': first}, promoted, {'vllm_image_tag': 'v0.34.0'}) == {
+        'vllm_model': 'Qwen/Qwen3-1.7B', 'vllm_image_tag': 'v0.34.0'}
+    state = {'stable_vars': {'vllm_model': 'Qwen/Qwen3-1.7B', 'vllm_tensor_parallel_size': '2',
+                             'vllm_extra_args': ['--enable-prefix-caching']}}
+    same = {'model': 'Qwen/Qwen3-1.7B', 'tensor_parallel_size': 2, 'extra_args': ['--enable-prefix-caching']}
+    # -e strings and converted settings compare equal.
+    assert rollout.reverted_vars(state, same) == []
+    assert rollout.reverted_vars(state, dict(same, model='Qwen/Qwen3-0.6B')) == [
+        'vllm_model: promoted "Qwen/Qwen3-1.7B", this run "Qwen/Qwen3-0.6B"']
+    assert rollout.reverted_vars(None, same) == [] and rollout.reverted_vars({}, same) == []
