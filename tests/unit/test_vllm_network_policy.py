@@ -68,7 +68,7 @@ ROUTE_CASES = [
 
 
 def test_the_vllm_port_follows_the_route():
-    rendered = render_cases('network_policy', [dict({'vllm_namespace': 'llm-serving'}, **case) for case, _ in ROUTE_CASES],
+    rendered = render_cases('network_policy', [dict({'vllm_namespace': 'llm-serving'}, **case) for case, _expected in ROUTE_CASES],
                             FACTS)
     for (case, expected), facts in zip(ROUTE_CASES, rendered):
         policies = {obj['metadata']['name']: obj for obj in facts['__network_policy_plan']['objects']}
