@@ -5,7 +5,9 @@ from cluster_fixtures import (  # noqa: F401  pylint: disable=import-error,unuse
     api_client, envoy_gateway_crds, gateway_api_crds, istio_crds, kubeconfig, namespace)
 
 
-@pytest.fixture(scope='session')
+# Module scope: KEDA's CRDs go with it, so later modules meet a cluster without KEDA (test_serving checks that
+# keda mode fails there).
+@pytest.fixture(scope='module')
 def keda_local(api_client, kubeconfig, tmp_path_factory):  # noqa: F811  pylint: disable=redefined-outer-name
     """KEDA's operator and metrics API server running locally against the cluster (tests/integration/scaling_harness.py).
 
