@@ -79,7 +79,7 @@ class RouteFollower:
                 for service, fleet in self.fleets.items():
                     fleet.set_traffic(TOTAL_RPS * shares.get(service, 0.0), **self.profiles.get(service, HEALTHY))
             except ApiException:
-                pass
+                pass  # an API hiccup while polling the route: the next round reads it again
             self._stop.wait(0.3)
 
     def stop(self):
